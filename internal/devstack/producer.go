@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -23,6 +24,7 @@ type Producer struct {
 	log     *slog.Logger
 	sent    *prometheus.CounterVec
 	errs    prometheus.Counter
+	acked   atomic.Int64
 }
 
 // NewProducer returns a producer for region; brokers is called once Run
@@ -44,6 +46,9 @@ func NewProducer(region string, brokers func() []string, topics []string, rate i
 	reg.MustRegister(p.sent, p.errs)
 	return p
 }
+
+// Acked returns how many records Kafka acknowledged so far.
+func (p *Producer) Acked() int64 { return p.acked.Load() }
 
 // Run produces until ctx is cancelled, then flushes and closes the producer.
 // It returns an error only when it cannot connect at start.
@@ -70,6 +75,7 @@ func (p *Producer) Run(ctx context.Context) error {
 					return
 				}
 				p.sent.WithLabelValues(m.Topic).Inc()
+				p.acked.Add(1)
 			case e, ok := <-prod.Errors():
 				if !ok {
 					return

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var metricsURL = regexp.MustCompile(`metrics:\s+(http://\S+/metrics)`)
+
+func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp, timeout time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no %q in output after %s:\n%s", re, timeout, out.String())
+	return nil
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitMetric polls /metrics until it contains every substring.
+func waitMetric(t *testing.T, url string, timeout time.Duration, want ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var body string
+	for time.Now().Before(deadline) {
+		body = getBody(t, url)
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(body, w)
+		}
+		if ok {
+			return body
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("metrics lack %q after %s", want, timeout)
+	return body
+}
+
+// TestDevBinary builds the real binary, runs `regionsync dev`, and checks it
+// reaches "running" within 30 s, serves its own metrics, and exits 0 within
+// 5 s of SIGINT.
+func TestDevBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "regionsync")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var stdout, stderr syncBuffer
+	cmd := exec.Command(bin, "dev", "--listen", "127.0.0.1:0", "--status-interval", "1s")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	start := time.Now()
+	m := waitOutput(t, &stdout, metricsURL, 30*time.Second)
+	t.Logf("running after %s", time.Since(start).Round(time.Millisecond))
+	waitMetric(t, m[1], 20*time.Second,
+		`regionsync_dependency_up{dependency="etcd",region="west"} 1`,
+		`regionsync_dependency_up{dependency="kafka",region="east"} 1`,
+		`regionsync_dependency_up{dependency="nats",region="east"} 1`,
+		`regionsync_dev_produced_records_total{region="east",topic="orders"}`,
+		`regionsync_build_info{`)
+	if health := getBody(t, strings.TrimSuffix(m[1], "/metrics")+"/healthz"); !strings.Contains(health, "ok") {
+		t.Fatalf("/healthz = %q", health)
+	}
+	waitOutput(t, &stdout, regexp.MustCompile(`east: .*kafka=up`), 10*time.Second)
+	http.DefaultClient.CloseIdleConnections()
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	sig := time.Now()
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("exit code %d after SIGINT; stderr:\n%s", ee.ExitCode(), stderr.String())
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("exited 0 %s after SIGINT", time.Since(sig).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still running 5s after SIGINT; stderr:\n%s", stderr.String())
+	}
+}
+
+// TestDevInProcess runs dev in this process and stops it; TestMain's leak
+// check then proves shutdown stopped every goroutine.
+func TestDevInProcess(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runDev(ctx, &stdout, io.Discard, &globalFlags{logFormat: "text", logLevel: "error"},
+			&devOptions{listen: "127.0.0.1:0", rate: 100, statusInterval: time.Second, dataDir: t.TempDir()})
+	}()
+	m := waitOutput(t, &stdout, metricsURL, 30*time.Second)
+	waitMetric(t, m[1], 20*time.Second, `regionsync_dependency_up{dependency="etcd",region="east"} 1`)
+	http.DefaultClient.CloseIdleConnections()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("runDev did not return 10s after cancel")
+	}
+}
