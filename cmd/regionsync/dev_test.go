@@ -34,7 +34,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var metricsURL = regexp.MustCompile(`metrics:\s+(http://\S+/metrics)`)
+var (
+	metricsURL    = regexp.MustCompile(`metrics:\s+(http://\S+/metrics)`)
+	httpListening = regexp.MustCompile(`"msg":"http server listening","addr":"([^"]+)"`)
+)
 
 func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp, timeout time.Duration) []string {
 	t.Helper()
