@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,29 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regionsync/regionsync/internal/devstack"
+	"github.com/regionsync/regionsync/internal/devstack/devstacktest"
 )
 
 // TestRunWorker runs `regionsync run` for region west against real etcd and
 // NATS servers and a Kafka stand-in (the dev stack), and checks /readyz turns
 // 200 with every dependency listed, then shuts it down cleanly.
 func TestRunWorker(t *testing.T) {
-	stack := devstack.New(devstack.Options{Dir: t.TempDir()}, slog.New(slog.DiscardHandler))
-	sctx, scancel := context.WithCancel(context.Background())
-	sdone := make(chan error, 1)
-	go func() { sdone <- stack.Run(sctx) }()
-	defer func() {
-		scancel()
-		if err := <-sdone; err != nil {
-			t.Error(err)
-		}
-	}()
-	select {
-	case <-stack.Ready():
-	case err := <-sdone:
-		t.Fatal(err)
-	}
-	ep := stack.Endpoints()
+	ep := devstacktest.Start(t)
 	cfgPath := filepath.Join(t.TempDir(), "regionsync.yaml")
 	cfg := fmt.Sprintf(`version: 1
 regions:
