@@ -20,6 +20,29 @@ kafka_props() {
 
 kafka_addr() { local p; read -r _ p _ _ <<<"$(kafka_props "$1")"; echo "$KAFKA_HOST:$p"; }
 
+# kafka_metadata HOST:PORT [TIMEOUT]: send a Metadata v4 request (no topics) over bash's
+# /dev/tcp and print the response body with non-printable bytes as '.'; it holds the
+# advertised host of each registered broker and the cluster id. Fails when nothing answers.
+kafka_metadata() {
+  local addr=$1 t=${2:-5}
+  timeout "$t" bash -c '
+    exec 2>/dev/null 3<>"/dev/tcp/${1%:*}/${1#*:}" || exit 1
+    # size=18 | api_key=3 api_version=4 correlation_id=7 client_id="lab" | topics=[] allow_auto_topic_creation=false
+    printf "\x00\x00\x00\x12\x00\x03\x00\x04\x00\x00\x00\x07\x00\x03lab\x00\x00\x00\x00\x00" >&3
+    n=$(dd bs=1 count=4 <&3 2>/dev/null | od -An -tu1 | awk "NF==4{print \$1*16777216+\$2*65536+\$3*256+\$4}")
+    [ -n "$n" ] && [ "$n" -gt 8 ] || exit 1
+    dd bs=1 count="$n" <&3 2>/dev/null | LC_ALL=C tr -c "[:graph:]" "."
+  ' _ "$addr"
+}
+
+# kafka_ready NAME: the broker answers Metadata with itself registered and its own cluster id.
+kafka_ready() {
+  local cid addr out
+  read -r _ _ _ cid <<<"$(kafka_props "$1")"; addr=$(kafka_addr "$1")
+  out=$(kafka_metadata "$addr" 5) || return 1
+  [[ $out == *"${addr%:*}"* && $out == *"$cid"* ]]
+}
+
 # kafka_java: path of a JDK 17 java; fails with a reason.
 kafka_java() {
   local h; h=$(lab_java_home) || lab_die "no JDK 17 found (set LAB_JAVA_HOME or install openjdk-17-jdk-headless)"

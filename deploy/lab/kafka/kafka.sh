@@ -38,12 +38,16 @@ format_once() {
     >>"$LAB_STATE/logs/$name.log" 2>&1 || lab_die "formatting $name failed, see $LAB_STATE/logs/$name.log"
 }
 
-# launch NAME: render, format, start in the background (no wait). No-op if running.
+# prepare NAME: render the config and format the log dir (once). Skipped if running.
+prepare() {
+  proc_alive "$1" && return 0
+  format_once "$1" "$(render_config "$1")"
+}
+
+# launch NAME: start the prepared broker in the background (no wait). No-op if running.
 launch() {
-  local name=$1 cfg java
+  local name=$1 cfg=$LAB_STATE/data/$1/server.properties java
   if proc_alive "$name"; then return 0; fi
-  cfg=$(render_config "$name")
-  format_once "$name" "$cfg"
   java=$(kafka_java)
   # shellcheck disable=SC2086
   start_bg "$name" "$LAB_STATE/logs/$name.log" "$java" $KAFKA_HEAP_OPTS \
@@ -54,27 +58,26 @@ launch() {
     -cp "$KAFKA_LIB/*" kafka.Kafka "$cfg"
 }
 
-# ready NAME: the client port accepts and the broker answers a Metadata request.
+# ready NAME: wait until the broker answers a Metadata request with its own cluster id.
 ready() {
-  local name=$1 addr host port
-  addr=$(kafka_addr "$name"); host=${addr%:*}; port=${addr#*:}
-  local deadline=$((SECONDS + KAFKA_UP_TIMEOUT))
-  while ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; do
+  local name=$1 deadline=$((SECONDS + KAFKA_UP_TIMEOUT))
+  until kafka_ready "$name"; do
     proc_alive "$name" || { lab_log "$name exited during start-up; tail of its log:"; tail -n 20 "$LAB_STATE/logs/$name.log" >&2; return 1; }
-    [ $SECONDS -lt $deadline ] || { lab_log "$name: port $port not open after ${KAFKA_UP_TIMEOUT}s"; return 1; }
+    [ $SECONDS -lt $deadline ] || { lab_log "$name: no metadata answer from $(kafka_addr "$name") after ${KAFKA_UP_TIMEOUT}s"; return 1; }
     sleep 0.2
   done
-  # Metadata round trip (TopicCommand --list sends Metadata); bounded by timeout.
-  local left=$((deadline - SECONDS)); [ $left -gt 5 ] || left=5
-  if ! KAFKA_TOOL_OPTS="-Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1" timeout "$left" \
-       bash -c '. "$1/common.sh"; kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$2" --list >/dev/null' _ "$KAFKA_DIR" "$addr"; then
-    lab_log "$name: no metadata answer from $addr"; return 1
-  fi
 }
 
 up_names() {
   local n pids=() rc=0 start=$SECONDS
   kafka_need_jars
+  local todo=()
+  for n in "$@"; do proc_alive "$n" && kafka_ready "$n" || todo+=("$n"); done
+  if [ ${#todo[@]} -eq 0 ]; then lab_log "kafka already up: $*"; return 0; fi
+  for n in "$@"; do prepare "$n" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  [ $rc -eq 0 ] || lab_die "preparing kafka failed"
+  pids=()
   for n in "$@"; do launch "$n"; done
   for n in "$@"; do ready "$n" & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
@@ -87,7 +90,7 @@ status_line() {
   addr=$(kafka_addr "$name")
   if proc_alive "$name"; then
     pid=$(cat "$(pid_file "$name")")
-    if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then state=up; else state=starting; fi
+    if kafka_ready "$name"; then state=up; else state=starting; fi
   fi
   printf '%-11s pid=%-8s %-8s %s\n' "$name" "$pid" "$state" "$addr"
 }
