@@ -1,0 +1,210 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// maxBatch bounds how many records one produce call carries per partition.
+const maxBatch = 1000
+
+// PartitionError describes a partition the flow stopped because the target
+// rejects one of its records permanently. Readiness treats it as failing.
+type PartitionError struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
+	Since     time.Time
+}
+
+func (e PartitionError) Error() string {
+	return fmt.Sprintf("topic %q partition %d offset %d: %v", e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+// permanent reports whether the target will reject the record however often
+// it is retried.
+func permanent(err error) bool {
+	for _, p := range []error{
+		sarama.ErrMessageSizeTooLarge, sarama.ErrInvalidMessage, sarama.ErrInvalidMessageSize,
+		sarama.ErrPolicyViolation, sarama.ErrInvalidRecord,
+		sarama.ErrInvalidTimestamp, sarama.ErrTopicAuthorizationFailed, sarama.ErrClusterAuthorizationFailed,
+	} {
+		if errors.Is(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// handler copies the claims of one consumer-group session. Offsets are
+// marked only after the target acknowledged every record up to them, so a
+// crash at any point re-copies (at-least-once) and never skips.
+type handler struct {
+	f *Flow
+}
+
+func (h *handler) Setup(sarama.ConsumerGroupSession) error {
+	h.f.m.rebalnce.WithLabelValues(h.f.opts.Name).Inc()
+	return nil
+}
+
+func (h *handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+// ConsumeClaim copies one partition in batches until the claim ends.
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	ctx := sess.Context()
+	msgs := claim.Messages()
+	batch := make([]*sarama.ConsumerMessage, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-msgs:
+			if !ok {
+				return nil
+			}
+			batch = append(batch, m)
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		if perr := h.copyBatch(ctx, sess, batch); perr != nil {
+			h.stop(claim, *perr)
+			return nil
+		}
+		h.f.m.lag.WithLabelValues(h.f.opts.Name, claim.Topic(), strconv.Itoa(int(claim.Partition()))).
+			Set(float64(max(claim.HighWaterMarkOffset()-batch[len(batch)-1].Offset-1, 0)))
+	}
+}
+
+// copyBatch produces batch to the target, retrying transient failures until
+// the session ends, and marks the offset after each acknowledged prefix. It
+// returns a PartitionError when a record is rejected permanently and no
+// dead-letter topic is configured.
+func (h *handler) copyBatch(ctx context.Context, sess sarama.ConsumerGroupSession, batch []*sarama.ConsumerMessage) *PartitionError {
+	f := h.f
+	pending := batch
+	backoff := 100 * time.Millisecond
+	for len(pending) > 0 {
+		out := make([]*sarama.ProducerMessage, 0, len(pending))
+		for i, m := range pending {
+			if contains(provenance(m.Headers), f.opts.TargetAlias) {
+				f.m.skipped.WithLabelValues(f.opts.Name, m.Topic, strconv.Itoa(int(m.Partition))).Inc()
+				continue
+			}
+			out = append(out, f.toTarget(m, i))
+		}
+		err := f.producer.SendMessages(out)
+		done := len(pending) // records of pending that are acknowledged, as a prefix
+		var perr *PartitionError
+		if err != nil {
+			done, perr = h.failed(pending, err)
+		}
+		if done > 0 {
+			h.acked(sess, pending[:done])
+			pending = pending[done:]
+			backoff = 100 * time.Millisecond
+		}
+		if perr != nil {
+			return perr
+		}
+		if len(pending) > 0 {
+			select {
+			case <-ctx.Done():
+				return nil // not marked: re-copied by the next owner
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+		}
+	}
+	return nil
+}
+
+// failed sorts out a partly failed produce: it returns how many records of
+// pending form an acknowledged prefix (dead-lettered ones count as done),
+// and a PartitionError if the first failure is permanent and cannot be
+// dead-lettered.
+func (h *handler) failed(pending []*sarama.ConsumerMessage, err error) (int, *PartitionError) {
+	f := h.f
+	var perrs sarama.ProducerErrors
+	if !errors.As(err, &perrs) || len(perrs) == 0 {
+		f.m.errors.WithLabelValues(f.opts.Name, "produce_retriable").Inc()
+		f.log.Warn("mirror: produce failed, retrying", "flow", f.opts.Name, "err", err)
+		return 0, nil
+	}
+	first := len(pending)
+	var firstErr error
+	for _, pe := range perrs {
+		if i := pe.Msg.Metadata.(int); i < first {
+			first, firstErr = i, pe.Err
+		}
+	}
+	m := pending[first]
+	if !permanent(firstErr) {
+		f.m.errors.WithLabelValues(f.opts.Name, "produce_retriable").Inc()
+		f.log.Warn("mirror: produce failed, retrying", "flow", f.opts.Name, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", firstErr)
+		return first, nil
+	}
+	f.m.errors.WithLabelValues(f.opts.Name, "produce_permanent").Inc()
+	if f.opts.DeadLetterTopic != "" {
+		derr := f.deadLetter(m, firstErr)
+		if derr == nil {
+			return first + 1, nil
+		}
+		f.log.Error("mirror: dead-letter write failed, retrying", "flow", f.opts.Name, "topic", m.Topic, "offset", m.Offset, "err", derr)
+		return first, nil
+	}
+	return first, &PartitionError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: firstErr, Since: time.Now()}
+}
+
+// acked marks the offset after the last record of done and counts them.
+func (h *handler) acked(sess sarama.ConsumerGroupSession, done []*sarama.ConsumerMessage) {
+	f := h.f
+	last := done[len(done)-1]
+	part := strconv.Itoa(int(last.Partition))
+	var n int
+	now := time.Now()
+	for _, m := range done {
+		n += len(m.Key) + len(m.Value)
+		for _, hd := range m.Headers {
+			n += len(hd.Key) + len(hd.Value)
+		}
+		f.m.latency.WithLabelValues(f.opts.Name).Observe(now.Sub(m.Timestamp).Seconds())
+	}
+	f.m.records.WithLabelValues(f.opts.Name, last.Topic, part).Add(float64(len(done)))
+	f.m.bytes.WithLabelValues(f.opts.Name, last.Topic, part).Add(float64(n))
+	sess.MarkOffset(last.Topic, last.Partition, last.Offset+1, "")
+}
+
+// stop parks a partition on a permanently rejected record: it is reported
+// (log, metric, Flow.Stopped) and nothing after it is copied or committed
+// until the flow restarts. The claim is drained without marking so the
+// consumer group can still rebalance.
+func (h *handler) stop(claim sarama.ConsumerGroupClaim, perr PartitionError) {
+	f := h.f
+	part := strconv.Itoa(int(perr.Partition))
+	f.m.stopped.WithLabelValues(f.opts.Name, perr.Topic, part).Set(1)
+	f.log.Error("mirror: partition stopped: the target rejects a record permanently; fix the target (e.g. max.message.bytes, ACLs) or set dead_letter_topic, then restart the flow",
+		"flow", f.opts.Name, "topic", perr.Topic, "partition", perr.Partition, "offset", perr.Offset, "err", perr.Err)
+	f.setStopped(perr)
+	for range claim.Messages() {
+	}
+	f.clearStopped(perr.Topic, perr.Partition)
+	f.m.stopped.WithLabelValues(f.opts.Name, perr.Topic, part).Set(0)
+}

@@ -1,0 +1,186 @@
+package mirror
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// OffsetSyncTopicPrefix starts the names of regionsync's offset-sync topics,
+// which are never mirrored.
+const OffsetSyncTopicPrefix = "regionsync.offset-syncs."
+
+// Options configure one flow.
+type Options struct {
+	Name        string // flow name, in metrics and logs
+	SourceAlias string // source region/cluster alias, e.g. "east"
+	TargetAlias string
+	// Source and Target are complete sarama configs (TLS, SASL) for each
+	// cluster; the flow copies them and sets what it needs.
+	Source, Target               *sarama.Config
+	SourceBrokers, TargetBrokers []string
+	Selector                     *Selector
+	Naming                       Naming
+	// DeadLetterTopic on the target gets records the target rejects
+	// permanently; empty stops the partition instead.
+	DeadLetterTopic string
+	// GroupID of the source consumer group. Default "regionsync-mirror-<Name>".
+	GroupID string
+	// RefreshInterval between looks for new or grown topics. Default 5s.
+	RefreshInterval time.Duration
+}
+
+// Flow copies selected topics from a source cluster to a target cluster.
+// New does no I/O; Run connects and copies until its context ends.
+type Flow struct {
+	opts     Options
+	log      *slog.Logger
+	m        *Metrics
+	producer sarama.SyncProducer
+	mu       sync.Mutex
+	stopped  map[string]PartitionError
+}
+
+// New checks opts and returns a flow reporting into m (one Metrics per
+// registry, shared by all flows of a process).
+func New(opts Options, m *Metrics, log *slog.Logger) (*Flow, error) { return newFlow(opts, m, log) }
+
+func newFlow(opts Options, m *Metrics, log *slog.Logger) (*Flow, error) {
+	switch {
+	case opts.Name == "":
+		return nil, errors.New("mirror: flow needs a name")
+	case opts.SourceAlias == "" || opts.TargetAlias == "":
+		return nil, fmt.Errorf("mirror: flow %q: source and target aliases are required", opts.Name)
+	case opts.SourceAlias == opts.TargetAlias:
+		return nil, fmt.Errorf("mirror: flow %q: self-mirroring (%q to itself)", opts.Name, opts.SourceAlias)
+	case len(opts.SourceBrokers) == 0 || len(opts.TargetBrokers) == 0:
+		return nil, fmt.Errorf("mirror: flow %q: source and target brokers are required", opts.Name)
+	case opts.Selector == nil || opts.Naming == nil:
+		return nil, fmt.Errorf("mirror: flow %q: selector and naming are required", opts.Name)
+	}
+	if opts.Source == nil {
+		opts.Source = sarama.NewConfig()
+	}
+	if opts.Target == nil {
+		opts.Target = sarama.NewConfig()
+	}
+	if opts.GroupID == "" {
+		opts.GroupID = "regionsync-mirror-" + opts.Name
+	}
+	if opts.RefreshInterval <= 0 {
+		opts.RefreshInterval = 5 * time.Second
+	}
+	return &Flow{opts: opts, log: log, m: m, stopped: map[string]PartitionError{}}, nil
+}
+
+// sourceConfig is the consumer side: cooperative-sticky group, manual
+// marking, read_committed, oldest offset for partitions never committed.
+func (f *Flow) sourceConfig() *sarama.Config {
+	c := *f.opts.Source
+	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	c.Consumer.Offsets.AutoCommit.Enable = true
+	c.Consumer.Offsets.AutoCommit.Interval = 500 * time.Millisecond
+	c.Consumer.IsolationLevel = sarama.ReadCommitted
+	c.Consumer.Return.Errors = true
+	c.Consumer.Fetch.Default = 4 << 20
+	c.ChannelBufferSize = 4096
+	return &c
+}
+
+// targetConfig is the producer side: idempotent, acks=all, one request in
+// flight per broker (keeps order across retries), records go to the
+// partition the flow chooses.
+func (f *Flow) targetConfig() *sarama.Config {
+	c := *f.opts.Target
+	c.Producer.Idempotent = true
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	c.Net.MaxOpenRequests = 1
+	c.Producer.Retry.Max = 10
+	c.Producer.Return.Successes = true
+	c.Producer.Return.Errors = true
+	c.Producer.Partitioner = sarama.NewManualPartitioner
+	c.Producer.Flush.Bytes = 1 << 20
+	c.Producer.Flush.Frequency = 2 * time.Millisecond
+	c.Producer.MaxMessageBytes = 16 << 20
+	c.Producer.Compression = sarama.CompressionLZ4
+	return &c
+}
+
+// toTarget converts a source record into its copy; i indexes it in its batch.
+func (f *Flow) toTarget(m *sarama.ConsumerMessage, i int) *sarama.ProducerMessage {
+	pm := &sarama.ProducerMessage{
+		Topic:     f.opts.Naming.Remote(f.opts.SourceAlias, m.Topic),
+		Partition: m.Partition,
+		Headers:   targetHeaders(m.Headers, f.opts.SourceAlias),
+		Timestamp: m.Timestamp,
+		Metadata:  i,
+	}
+	if m.Key != nil { // a nil Encoder keeps a null key null
+		pm.Key = sarama.ByteEncoder(m.Key)
+	}
+	if m.Value != nil { // and a tombstone a tombstone
+		pm.Value = sarama.ByteEncoder(m.Value)
+	}
+	return pm
+}
+
+// deadLetter writes a rejected record to the dead-letter topic with its
+// origin and the error in headers.
+func (f *Flow) deadLetter(m *sarama.ConsumerMessage, cause error) error {
+	pm := f.toTarget(m, 0)
+	pm.Topic, pm.Partition = f.opts.DeadLetterTopic, 0
+	pm.Headers = append(pm.Headers,
+		sarama.RecordHeader{Key: []byte("regionsync-dlq-topic"), Value: []byte(m.Topic)},
+		sarama.RecordHeader{Key: []byte("regionsync-dlq-partition"), Value: []byte(strconv.Itoa(int(m.Partition)))},
+		sarama.RecordHeader{Key: []byte("regionsync-dlq-offset"), Value: []byte(strconv.FormatInt(m.Offset, 10))},
+		sarama.RecordHeader{Key: []byte("regionsync-dlq-error"), Value: []byte(cause.Error())},
+	)
+	_, _, err := f.producer.SendMessage(pm)
+	if err == nil {
+		f.m.dead.WithLabelValues(f.opts.Name, m.Topic, strconv.Itoa(int(m.Partition))).Inc()
+	}
+	return err
+}
+
+func (f *Flow) setStopped(e PartitionError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped[e.Topic+"/"+strconv.Itoa(int(e.Partition))] = e
+}
+
+func (f *Flow) clearStopped(topic string, partition int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.stopped, topic+"/"+strconv.Itoa(int(partition)))
+}
+
+// Stopped lists the partitions this worker has stopped on a permanently
+// rejected record, sorted by topic and partition.
+func (f *Flow) Stopped() []PartitionError {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]PartitionError, 0, len(f.stopped))
+	for _, e := range f.stopped {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b PartitionError) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return out
+}
+
+// Name returns the flow's name.
+func (f *Flow) Name() string { return f.opts.Name }

@@ -1,0 +1,143 @@
+package mirror
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/IBM/sarama"
+)
+
+// notSynced are topic configs never copied to the target: broker-specific,
+// replication-specific, or ones that would break fidelity (LogAppendTime
+// would overwrite source timestamps).
+var notSynced = map[string]bool{
+	"follower.replication.throttled.replicas": true,
+	"leader.replication.throttled.replicas":   true,
+	"message.timestamp.difference.max.ms":     true,
+	"message.timestamp.before.max.ms":         true,
+	"message.timestamp.after.max.ms":          true,
+	"message.timestamp.type":                  true,
+	"unclean.leader.election.enable":          true,
+	"min.insync.replicas":                     true,
+	"confluent.placement.constraints":         true,
+}
+
+// sourceTopics returns the selected source topics and their partition
+// counts, from fresh metadata.
+func (f *Flow) sourceTopics(client sarama.Client) (map[string]int32, error) {
+	if err := client.RefreshMetadata(); err != nil {
+		return nil, fmt.Errorf("mirror: flow %q: source metadata: %w", f.opts.Name, err)
+	}
+	names, err := client.Topics()
+	if err != nil {
+		return nil, fmt.Errorf("mirror: flow %q: source topics: %w", f.opts.Name, err)
+	}
+	out := map[string]int32{}
+	for _, t := range names {
+		if !f.opts.Selector.Match(t) || f.opts.Naming.FromCluster(f.opts.TargetAlias, t) {
+			continue
+		}
+		parts, err := client.Partitions(t)
+		if err != nil {
+			return nil, fmt.Errorf("mirror: flow %q: source topic %q partitions: %w", f.opts.Name, t, err)
+		}
+		out[t] = int32(len(parts))
+	}
+	return out, nil
+}
+
+// syncTopics makes every remote topic exist on the target with at least the
+// source's partition count and the source's topic configs. Errors for one
+// topic are collected; the others are still synced.
+func (f *Flow) syncTopics(src, dst sarama.ClusterAdmin, topics map[string]int32) error {
+	existing, err := dst.ListTopics()
+	if err != nil {
+		return fmt.Errorf("mirror: flow %q: list target topics: %w", f.opts.Name, err)
+	}
+	var errs []error
+	for _, t := range slices.Sorted(maps.Keys(topics)) {
+		if err := f.syncTopic(src, dst, t, topics[t], existing); err != nil {
+			f.m.errors.WithLabelValues(f.opts.Name, "topic_sync").Inc()
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (f *Flow) syncTopic(src, dst sarama.ClusterAdmin, topic string, parts int32, existing map[string]sarama.TopicDetail) error {
+	remote := f.opts.Naming.Remote(f.opts.SourceAlias, topic)
+	where := fmt.Sprintf("mirror: flow %q: topic %q -> %q", f.opts.Name, topic, remote)
+	configs, err := topicConfigs(src, topic)
+	if err != nil {
+		return fmt.Errorf("%s: describe source configs: %w", where, err)
+	}
+	d, ok := existing[remote]
+	if !ok {
+		err := dst.CreateTopic(remote, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: -1, ConfigEntries: configs}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return fmt.Errorf("%s: create on target with %d partitions: %w", where, parts, err)
+		}
+		f.log.Info("mirror: created remote topic", "flow", f.opts.Name, "topic", remote, "partitions", parts)
+		return nil
+	}
+	if d.NumPartitions < parts {
+		if err := dst.CreatePartitions(remote, parts, nil, false); err != nil {
+			return fmt.Errorf("%s: grow target from %d to %d partitions: %w", where, d.NumPartitions, parts, err)
+		}
+		f.log.Info("mirror: grew remote topic", "flow", f.opts.Name, "topic", remote, "from", d.NumPartitions, "to", parts)
+	}
+	have, err := topicConfigs(dst, remote)
+	if err != nil {
+		return fmt.Errorf("%s: describe target configs: %w", where, err)
+	}
+	if !sameConfigs(configs, have) {
+		if err := dst.AlterConfig(sarama.TopicResource, remote, configs, false); err != nil {
+			return fmt.Errorf("%s: sync configs: %w", where, err)
+		}
+		f.log.Info("mirror: synced remote topic configs", "flow", f.opts.Name, "topic", remote)
+	}
+	return nil
+}
+
+// topicConfigs returns the topic-level overrides of topic that are synced.
+func topicConfigs(admin sarama.ClusterAdmin, topic string) (map[string]*string, error) {
+	res, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic}}, sarama.DescribeConfigsOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*string{}
+	for _, r := range res {
+		if r.Name != topic {
+			continue
+		}
+		if r.ErrorCode != sarama.ErrNoError {
+			return nil, fmt.Errorf("%w: %s", r.ErrorCode, r.ErrorMsg)
+		}
+		addSynced(out, r.Configs)
+	}
+	return out, nil
+}
+
+func addSynced(out map[string]*string, entries []sarama.ConfigEntry) {
+	for _, e := range entries {
+		if e.Source == sarama.SourceTopic && !notSynced[e.Name] && !e.Sensitive {
+			v := e.Value
+			out[e.Name] = &v
+		}
+	}
+}
+
+func sameConfigs(a, b map[string]*string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || *v != *w {
+			return false
+		}
+	}
+	return true
+}
