@@ -88,8 +88,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			h.stop(claim, *perr)
 			return nil
 		}
-		h.f.m.lag.WithLabelValues(h.f.opts.Name, claim.Topic(), strconv.Itoa(int(claim.Partition()))).
-			Set(float64(max(claim.HighWaterMarkOffset()-batch[len(batch)-1].Offset-1, 0)))
+		lag := max(claim.HighWaterMarkOffset()-batch[len(batch)-1].Offset-1, 0)
+		h.f.m.lag.WithLabelValues(h.f.opts.Name, claim.Topic(), strconv.Itoa(int(claim.Partition()))).Set(float64(lag))
+		h.f.setLag(claim.Topic(), claim.Partition(), lag)
 	}
 }
 
@@ -188,6 +189,7 @@ func (h *handler) acked(sess sarama.ConsumerGroupSession, done []*sarama.Consume
 		f.m.latency.WithLabelValues(f.opts.Name).Observe(now.Sub(m.Timestamp).Seconds())
 	}
 	f.m.records.WithLabelValues(f.opts.Name, last.Topic, part).Add(float64(len(done)))
+	f.copied.Add(int64(len(done)))
 	f.m.bytes.WithLabelValues(f.opts.Name, last.Topic, part).Add(float64(n))
 	sess.MarkOffset(last.Topic, last.Partition, last.Offset+1, "")
 }

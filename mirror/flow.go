@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -45,6 +46,32 @@ type Flow struct {
 	producer sarama.SyncProducer
 	mu       sync.Mutex
 	stopped  map[string]PartitionError
+	lag      map[string]int64 // "topic/partition" → records behind
+	copied   atomic.Int64
+}
+
+// Stats is a summary of a flow for status displays.
+type Stats struct {
+	Copied     int64 // records acknowledged by the target since Run started
+	LagRecords int64 // sum over owned partitions of records not yet acknowledged
+	Stopped    int   // partitions stopped on permanently rejected records
+}
+
+// Stats returns the flow's current summary (partitions owned by this worker).
+func (f *Flow) Stats() Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var lag int64
+	for _, l := range f.lag {
+		lag += l
+	}
+	return Stats{Copied: f.copied.Load(), LagRecords: lag, Stopped: len(f.stopped)}
+}
+
+func (f *Flow) setLag(topic string, partition int32, lag int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lag[topic+"/"+strconv.Itoa(int(partition))] = lag
 }
 
 // New checks opts and returns a flow reporting into m (one Metrics per
@@ -76,7 +103,7 @@ func newFlow(opts Options, m *Metrics, log *slog.Logger) (*Flow, error) {
 	if opts.RefreshInterval <= 0 {
 		opts.RefreshInterval = 5 * time.Second
 	}
-	return &Flow{opts: opts, log: log, m: m, stopped: map[string]PartitionError{}}, nil
+	return &Flow{opts: opts, log: log, m: m, stopped: map[string]PartitionError{}, lag: map[string]int64{}}, nil
 }
 
 // sourceConfig is the consumer side: cooperative-sticky group, manual
@@ -184,3 +211,6 @@ func (f *Flow) Stopped() []PartitionError {
 
 // Name returns the flow's name.
 func (f *Flow) Name() string { return f.opts.Name }
+
+// Target returns the alias of the flow's target cluster.
+func (f *Flow) Target() string { return f.opts.TargetAlias }

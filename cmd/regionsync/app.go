@@ -16,6 +16,7 @@ import (
 	"github.com/regionsync/regionsync/internal/health"
 	"github.com/regionsync/regionsync/internal/httpserver"
 	"github.com/regionsync/regionsync/internal/logging"
+	"github.com/regionsync/regionsync/mirror"
 )
 
 // runnable is every long-running component: Run blocks until ctx ends.
@@ -31,6 +32,9 @@ type app struct {
 	checker *health.Checker
 	server  *httpserver.Server
 	probes  []*clients.Probe
+
+	mirrorMetrics *mirror.Metrics
+	flows         []*mirror.Flow
 }
 
 func newApp(stderr io.Writer, g *globalFlags, listen string) (*app, error) {
@@ -99,7 +103,11 @@ func (a *app) run(ctx context.Context, extra ...runnable) error {
 		}
 	}()
 	g, ctx := errgroup.WithContext(ctx)
-	for _, r := range append([]runnable{a.server, a.checker}, extra...) {
+	all := append([]runnable{a.server, a.checker}, extra...)
+	for _, f := range a.flows {
+		all = append(all, f)
+	}
+	for _, r := range all {
 		g.Go(func() error { return r.Run(ctx) })
 	}
 	return g.Wait()

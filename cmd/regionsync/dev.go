@@ -69,9 +69,15 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, o *de
 				return err
 			}
 		}
+		if err := a.addFlows(cfg, ""); err != nil {
+			return err
+		}
 		producer := devstack.NewProducer("east", stack.Brokers("east"), []string{"orders", "payments", "inventory"}, o.rate, a.reg, a.log)
 		status := &statusPrinter{a: a, out: stdout, every: o.statusInterval, regions: regionNames(cfg),
-			extra: map[string]func() string{"east": func() string { return fmt.Sprintf("produced=%d", producer.Acked()) }}}
+			extra: map[string]func() string{
+				"east": func() string { return fmt.Sprintf("produced=%d", producer.Acked()) },
+				"west": func() string { return a.flowStatus("west") },
+			}}
 		return a.run(ctx, producer, status, runFunc(func(ctx context.Context) error {
 			addr, err := a.server.Addr(ctx)
 			if err != nil {

@@ -122,6 +122,9 @@ func TestDevBinary(t *testing.T) {
 		t.Fatalf("/healthz = %q", health)
 	}
 	waitOutput(t, &stdout, regexp.MustCompile(`east: .*kafka=up`), 10*time.Second)
+	// The east-to-west flow copies the synthetic traffic.
+	waitMetric(t, m[1], 20*time.Second, `regionsync_mirror_records_total{flow="east-to-west",partition="0",topic="orders"}`)
+	waitOutput(t, &stdout, regexp.MustCompile(`west: .*mirror\[east-to-west\] copied=[1-9]`), 10*time.Second)
 	http.DefaultClient.CloseIdleConnections()
 
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

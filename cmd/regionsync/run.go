@@ -73,6 +73,9 @@ func runWorker(ctx context.Context, stderr io.Writer, g *globalFlags, o *runOpti
 	if err := a.addRegion(cfg, region); err != nil {
 		return err
 	}
+	if err := a.addFlows(cfg, region.Name); err != nil {
+		return err
+	}
 	a.log.Info("regionsync worker starting", "region", region.Name, "version", buildVersion(), "config", o.configPath)
 	return a.run(ctx)
 }
