@@ -84,6 +84,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				break fill
 			}
 		}
+		h.f.setOldest(claim.Topic(), claim.Partition(), batch[0].Timestamp)
 		if perr := h.copyBatch(ctx, sess, batch); perr != nil {
 			h.stop(claim, *perr)
 			return nil
@@ -91,6 +92,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		lag := max(claim.HighWaterMarkOffset()-batch[len(batch)-1].Offset-1, 0)
 		h.f.m.lag.WithLabelValues(h.f.opts.Name, claim.Topic(), strconv.Itoa(int(claim.Partition()))).Set(float64(lag))
 		h.f.setLag(claim.Topic(), claim.Partition(), lag)
+		h.f.setOldest(claim.Topic(), claim.Partition(), time.Time{})
 	}
 }
 
@@ -187,6 +189,7 @@ func (h *handler) acked(sess sarama.ConsumerGroupSession, done []*sarama.Consume
 			n += len(hd.Key) + len(hd.Value)
 		}
 		f.m.latency.WithLabelValues(f.opts.Name).Observe(now.Sub(m.Timestamp).Seconds())
+		f.observeHeartbeat(m)
 	}
 	f.m.records.WithLabelValues(f.opts.Name, last.Topic, part).Add(float64(len(done)))
 	f.copied.Add(int64(len(done)))

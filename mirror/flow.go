@@ -35,6 +35,8 @@ type Options struct {
 	GroupID string
 	// RefreshInterval between looks for new or grown topics. Default 5s.
 	RefreshInterval time.Duration
+	// HeartbeatInterval between heartbeat records. Default 1s.
+	HeartbeatInterval time.Duration
 }
 
 // Flow copies selected topics from a source cluster to a target cluster.
@@ -48,6 +50,9 @@ type Flow struct {
 	stopped  map[string]PartitionError
 	lag      map[string]int64 // "topic/partition" → records behind
 	copied   atomic.Int64
+
+	lastHeartbeat atomic.Int64         // Unix ms of the newest acknowledged heartbeat
+	oldest        map[string]time.Time // "topic/partition" → timestamp of the oldest unacknowledged record
 }
 
 // Stats is a summary of a flow for status displays.
@@ -72,6 +77,31 @@ func (f *Flow) setLag(topic string, partition int32, lag int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lag[topic+"/"+strconv.Itoa(int(partition))] = lag
+}
+
+// setOldest records the timestamp of the oldest record of a partition that
+// the target has not acknowledged; zero means none is pending.
+func (f *Flow) setOldest(topic string, partition int32, ts time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := topic + "/" + strconv.Itoa(int(partition))
+	if ts.IsZero() {
+		delete(f.oldest, k)
+	} else {
+		f.oldest[k] = ts
+	}
+}
+
+// LagSeconds is now minus the timestamp of the oldest record this worker
+// read but the target has not acknowledged, over all owned partitions.
+func (f *Flow) LagSeconds() float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var worst time.Duration
+	for _, ts := range f.oldest {
+		worst = max(worst, time.Since(ts))
+	}
+	return worst.Seconds()
 }
 
 // New checks opts and returns a flow reporting into m (one Metrics per
@@ -103,7 +133,12 @@ func newFlow(opts Options, m *Metrics, log *slog.Logger) (*Flow, error) {
 	if opts.RefreshInterval <= 0 {
 		opts.RefreshInterval = 5 * time.Second
 	}
-	return &Flow{opts: opts, log: log, m: m, stopped: map[string]PartitionError{}, lag: map[string]int64{}}, nil
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = time.Second
+	}
+	f := &Flow{opts: opts, log: log, m: m, stopped: map[string]PartitionError{}, lag: map[string]int64{}, oldest: map[string]time.Time{}}
+	m.add(f)
+	return f, nil
 }
 
 // sourceConfig is the consumer side: cooperative-sticky group, manual

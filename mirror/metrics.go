@@ -1,6 +1,10 @@
 package mirror
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics of all flows of a process; every series carries the flow name.
 // Register once per registry with NewMetrics.
@@ -15,6 +19,42 @@ type Metrics struct {
 	dead     *prometheus.CounterVec
 	topics   *prometheus.GaugeVec
 	rebalnce *prometheus.CounterVec
+
+	mu    sync.Mutex
+	flows []*Flow
+}
+
+var (
+	lagSecondsDesc = prometheus.NewDesc("regionsync_mirror_lag_seconds",
+		"Now minus the timestamp of the oldest record read but not yet acknowledged by the target (partitions owned by this worker).", []string{"flow"}, nil)
+	heartbeatAgeDesc = prometheus.NewDesc("regionsync_mirror_heartbeat_age_seconds",
+		"Age of the newest heartbeat the target acknowledged; grows while the flow stalls. Absent before the first heartbeat.", []string{"flow"}, nil)
+)
+
+// Describe implements prometheus.Collector for the per-flow values computed
+// at scrape time.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- lagSecondsDesc
+	ch <- heartbeatAgeDesc
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	flows := append([]*Flow(nil), m.flows...)
+	m.mu.Unlock()
+	for _, f := range flows {
+		ch <- prometheus.MustNewConstMetric(lagSecondsDesc, prometheus.GaugeValue, f.LagSeconds(), f.opts.Name)
+		if age := f.HeartbeatAge(); age > 0 {
+			ch <- prometheus.MustNewConstMetric(heartbeatAgeDesc, prometheus.GaugeValue, age.Seconds(), f.opts.Name)
+		}
+	}
+}
+
+func (m *Metrics) add(f *Flow) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.flows = append(m.flows, f)
 }
 
 // NewMetrics registers the mirror metrics on reg.
@@ -53,6 +93,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "regionsync_mirror_group_sessions_total", Help: "Consumer-group sessions started (joins and rejoins).",
 		}, []string{"flow"}),
 	}
-	reg.MustRegister(m.records, m.bytes, m.skipped, m.latency, m.lag, m.errors, m.stopped, m.dead, m.topics, m.rebalnce)
+	reg.MustRegister(m.records, m.bytes, m.skipped, m.latency, m.lag, m.errors, m.stopped, m.dead, m.topics, m.rebalnce, m)
 	return m
 }

@@ -47,6 +47,10 @@ func (f *Flow) Run(ctx context.Context) error {
 	}
 	defer group.Close()
 	go f.logGroupErrors(group)
+	hbCtx, hbCancel := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); f.heartbeats(hbCtx, src, srcAdmin) }()
+	defer func() { hbCancel(); <-hbDone }()
 	f.log.Info("mirror: flow running", "flow", f.opts.Name, "source", f.opts.SourceAlias, "target", f.opts.TargetAlias, "group", f.opts.GroupID)
 	return f.consumeLoop(ctx, src, srcAdmin, dstAdmin, group)
 }

@@ -42,8 +42,11 @@ func Internal(topic string) bool {
 		strings.HasPrefix(topic, OffsetSyncTopicPrefix)
 }
 
-// Match reports whether topic is mirrored.
+// Match reports whether topic is mirrored. The heartbeat topic always is.
 func (s *Selector) Match(topic string) bool {
+	if topic == HeartbeatTopic {
+		return true
+	}
 	if Internal(topic) {
 		return false
 	}

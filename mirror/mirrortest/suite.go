@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,10 +28,19 @@ func Run(t *testing.T, env Env) {
 	}
 	t.Run("Fidelity", func(t *testing.T) { Fidelity(t, env) })
 	t.Run("ActiveActiveIdentity", func(t *testing.T) { ActiveActiveIdentity(t, env) })
+	t.Run("HeartbeatsShowStall", func(t *testing.T) { HeartbeatsShowStall(t, env) })
 }
 
 // StartFlow runs a flow from src to dst until the test ends.
 func StartFlow(t testing.TB, env Env, name, srcAlias, dstAlias string, src, dst []string, naming, include string) *mirror.Flow {
+	t.Helper()
+	f, _ := StartStoppableFlow(t, env, name, srcAlias, dstAlias, src, dst, naming, include)
+	return f
+}
+
+// StartStoppableFlow is StartFlow that also returns a function stopping the
+// flow early (and checking it stopped cleanly); it is safe to call twice.
+func StartStoppableFlow(t testing.TB, env Env, name, srcAlias, dstAlias string, src, dst []string, naming, include string) (*mirror.Flow, func()) {
 	t.Helper()
 	sel, err := mirror.NewSelector([]string{include}, nil)
 	if err != nil {
@@ -51,18 +61,22 @@ func StartFlow(t testing.TB, env Env, name, srcAlias, dstAlias string, src, dst 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("flow %s: Run = %v", name, err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("flow %s: Run = %v", name, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("flow %s did not stop 30s after cancel", name)
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("flow %s did not stop 30s after cancel", name)
-		}
-	})
-	return f
+		})
+	}
+	t.Cleanup(stop)
+	return f, stop
 }
 
 func uniqueTopic(prefix string) string { return fmt.Sprintf("%s-%d", prefix, rand.Uint32()) }
@@ -108,5 +122,26 @@ func ActiveActiveIdentity(t *testing.T, env Env) {
 		if got := Total(recs); got != 2*n {
 			t.Errorf("%s holds %d records of %s, want %d (a loop or a loss)", c.name, got, topic, 2*n)
 		}
+	}
+}
+
+// HeartbeatsShowStall: with no user traffic, heartbeats keep the measured
+// age near zero while the flow runs, and it grows once the flow stops.
+func HeartbeatsShowStall(t *testing.T, env Env) {
+	topic := uniqueTopic("quiet")
+	CreateTopic(t, env.East, topic, 1)
+	f, stop := StartStoppableFlow(t, env, "hb", "east", "west", env.East, env.West, "prefix", topic)
+	deadline := time.Now().Add(30 * time.Second)
+	for f.HeartbeatAge() == 0 || f.HeartbeatAge() > 3*time.Second {
+		if time.Now().After(deadline) {
+			t.Fatalf("no fresh heartbeat after 30s (age %s)", f.HeartbeatAge())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	before := f.HeartbeatAge()
+	time.Sleep(3 * time.Second)
+	if grown := f.HeartbeatAge() - before; grown < 2*time.Second {
+		t.Fatalf("heartbeat age grew %s in 3s after the flow stopped, want ≥ 2s", grown)
 	}
 }
