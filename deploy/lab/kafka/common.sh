@@ -35,11 +35,11 @@ kafka_metadata() {
   ' _ "$addr"
 }
 
-# kafka_ready NAME: the broker answers Metadata with itself registered and its own cluster id.
+# kafka_ready NAME [TIMEOUT]: the broker answers Metadata with itself registered and its own cluster id.
 kafka_ready() {
   local cid addr out
   read -r _ _ _ cid <<<"$(kafka_props "$1")"; addr=$(kafka_addr "$1")
-  out=$(kafka_metadata "$addr" 5) || return 1
+  out=$(kafka_metadata "$addr" "${2:-5}") || return 1
   [[ $out == *"${addr%:*}"* && $out == *"$cid"* ]]
 }
 

@@ -90,7 +90,7 @@ status_line() {
   addr=$(kafka_addr "$name")
   if proc_alive "$name"; then
     pid=$(cat "$(pid_file "$name")")
-    if kafka_ready "$name"; then state=up; else state=starting; fi
+    if kafka_ready "$name" 2; then state=up; else state=unready; fi
   fi
   printf '%-11s pid=%-8s %-8s %s\n' "$name" "$pid" "$state" "$addr"
 }
@@ -98,7 +98,10 @@ status_line() {
 cmd=${1:-status}; shift || true
 case $cmd in
   up) up_names "${KAFKA_NAMES[@]}" ;;
-  down) for n in "${KAFKA_NAMES[@]}"; do stop_proc "$n" 60 & done; wait ;;
+  down)
+    # MM2 needs both clusters: stop it first rather than leave it retrying.
+    proc_alive mm2 && stop_proc mm2 60
+    for n in "${KAFKA_NAMES[@]}"; do stop_proc "$n" 60 & done; wait ;;
   start) [ $# -eq 1 ] || lab_die "usage: kafka.sh start kafka-east|kafka-west"; kafka_props "$1" >/dev/null; up_names "$1" ;;
   stop) [ $# -eq 1 ] || lab_die "usage: kafka.sh stop kafka-east|kafka-west"; kafka_props "$1" >/dev/null; stop_proc "$1" 60 ;;
   status)
