@@ -52,7 +52,7 @@ launch() {
   # shellcheck disable=SC2086
   start_bg "$name" "$LAB_STATE/logs/$name.log" "$java" $KAFKA_HEAP_OPTS \
     -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
-    -XX:+ExplicitGCInvokesConcurrent -XX:MaxDirectMemorySize=256m -XX:+ExitOnOutOfMemoryError \
+    -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
     -Djava.awt.headless=true -Dlab.name="$name" \
     -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
     -cp "$KAFKA_LIB/*" kafka.Kafka "$cfg"
