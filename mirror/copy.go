@@ -111,13 +111,22 @@ func (h *handler) copyBatch(ctx context.Context, sess sarama.ConsumerGroupSessio
 				f.m.skipped.WithLabelValues(f.opts.Name, m.Topic, strconv.Itoa(int(m.Partition))).Inc()
 				continue
 			}
-			out = append(out, f.toTarget(m, i))
+			pm := f.toTarget(m, i)
+			out = append(out, pm)
 		}
 		err := f.producer.SendMessages(out)
 		done := len(pending) // records of pending that are acknowledged, as a prefix
 		var perr *PartitionError
 		if err != nil {
 			done, perr = h.failed(pending, err)
+		}
+		if done > 0 {
+			if serr := f.writeSyncs(pending, out, done); serr != nil {
+				// Without the sync the source offset must not move: re-copy.
+				f.m.errors.WithLabelValues(f.opts.Name, "offset_sync").Inc()
+				f.log.Warn("mirror: offset-sync write failed, re-copying the batch", "flow", f.opts.Name, "topic", pending[0].Topic, "partition", pending[0].Partition, "err", serr)
+				done, perr = 0, nil
+			}
 		}
 		if done > 0 {
 			h.acked(sess, pending[:done])

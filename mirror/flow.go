@@ -37,6 +37,8 @@ type Options struct {
 	RefreshInterval time.Duration
 	// HeartbeatInterval between heartbeat records. Default 1s.
 	HeartbeatInterval time.Duration
+	// CheckpointInterval between consumer-group offset translations. Default 1s.
+	CheckpointInterval time.Duration
 }
 
 // Flow copies selected topics from a source cluster to a target cluster.
@@ -51,8 +53,10 @@ type Flow struct {
 	lag      map[string]int64 // "topic/partition" → records behind
 	copied   atomic.Int64
 
-	lastHeartbeat atomic.Int64         // Unix ms of the newest acknowledged heartbeat
-	oldest        map[string]time.Time // "topic/partition" → timestamp of the oldest unacknowledged record
+	lastHeartbeat  atomic.Int64 // Unix ms of the newest acknowledged heartbeat
+	lastCheckpoint atomic.Int64 // Unix ms of the last successful checkpoint pass
+	translator     *Translator
+	oldest         map[string]time.Time // "topic/partition" → timestamp of the oldest unacknowledged record
 }
 
 // Stats is a summary of a flow for status displays.
@@ -136,7 +140,10 @@ func newFlow(opts Options, m *Metrics, log *slog.Logger) (*Flow, error) {
 	if opts.HeartbeatInterval <= 0 {
 		opts.HeartbeatInterval = time.Second
 	}
-	f := &Flow{opts: opts, log: log, m: m, stopped: map[string]PartitionError{}, lag: map[string]int64{}, oldest: map[string]time.Time{}}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = time.Second
+	}
+	f := &Flow{opts: opts, log: log, m: m, translator: NewTranslator(), stopped: map[string]PartitionError{}, lag: map[string]int64{}, oldest: map[string]time.Time{}}
 	m.add(f)
 	return f, nil
 }

@@ -9,16 +9,17 @@ import (
 // Metrics of all flows of a process; every series carries the flow name.
 // Register once per registry with NewMetrics.
 type Metrics struct {
-	records  *prometheus.CounterVec
-	bytes    *prometheus.CounterVec
-	skipped  *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	lag      *prometheus.GaugeVec
-	errors   *prometheus.CounterVec
-	stopped  *prometheus.GaugeVec
-	dead     *prometheus.CounterVec
-	topics   *prometheus.GaugeVec
-	rebalnce *prometheus.CounterVec
+	records     *prometheus.CounterVec
+	bytes       *prometheus.CounterVec
+	skipped     *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	lag         *prometheus.GaugeVec
+	errors      *prometheus.CounterVec
+	stopped     *prometheus.GaugeVec
+	dead        *prometheus.CounterVec
+	topics      *prometheus.GaugeVec
+	rebalnce    *prometheus.CounterVec
+	checkpoints *prometheus.CounterVec
 
 	mu    sync.Mutex
 	flows []*Flow
@@ -27,6 +28,8 @@ type Metrics struct {
 var (
 	lagSecondsDesc = prometheus.NewDesc("regionsync_mirror_lag_seconds",
 		"Now minus the timestamp of the oldest record read but not yet acknowledged by the target (partitions owned by this worker).", []string{"flow"}, nil)
+	checkpointAgeDesc = prometheus.NewDesc("regionsync_mirror_checkpoint_age_seconds",
+		"Time since the last successful consumer-group offset translation pass. Absent before the first.", []string{"flow"}, nil)
 	heartbeatAgeDesc = prometheus.NewDesc("regionsync_mirror_heartbeat_age_seconds",
 		"Age of the newest heartbeat the target acknowledged; grows while the flow stalls. Absent before the first heartbeat.", []string{"flow"}, nil)
 )
@@ -36,6 +39,7 @@ var (
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- lagSecondsDesc
 	ch <- heartbeatAgeDesc
+	ch <- checkpointAgeDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -47,6 +51,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(lagSecondsDesc, prometheus.GaugeValue, f.LagSeconds(), f.opts.Name)
 		if age := f.HeartbeatAge(); age > 0 {
 			ch <- prometheus.MustNewConstMetric(heartbeatAgeDesc, prometheus.GaugeValue, age.Seconds(), f.opts.Name)
+		}
+		if age := f.CheckpointAge(); age > 0 {
+			ch <- prometheus.MustNewConstMetric(checkpointAgeDesc, prometheus.GaugeValue, age.Seconds(), f.opts.Name)
 		}
 	}
 }
@@ -93,6 +100,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "regionsync_mirror_group_sessions_total", Help: "Consumer-group sessions started (joins and rejoins).",
 		}, []string{"flow"}),
 	}
+	m.checkpoints = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "regionsync_mirror_checkpointed_offsets_total", Help: "Consumer-group partition offsets translated and committed on the target.",
+	}, []string{"flow"})
+	reg.MustRegister(m.checkpoints)
 	reg.MustRegister(m.records, m.bytes, m.skipped, m.latency, m.lag, m.errors, m.stopped, m.dead, m.topics, m.rebalnce, m)
 	return m
 }

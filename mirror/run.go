@@ -46,7 +46,17 @@ func (f *Flow) Run(ctx context.Context) error {
 		return fmt.Errorf("mirror: flow %q: consumer group %q: %w", f.opts.Name, f.opts.GroupID, err)
 	}
 	defer group.Close()
+	if err := f.ensureSyncTopic(dstAdmin); err != nil {
+		return err
+	}
+	if err := f.loadSyncs(tgt); err != nil {
+		return fmt.Errorf("mirror: flow %q: load offset syncs: %w", f.opts.Name, err)
+	}
 	go f.logGroupErrors(group)
+	cpCtx, cpCancel := context.WithCancel(ctx)
+	cpDone := make(chan struct{})
+	go func() { defer close(cpDone); f.checkpoints(cpCtx, srcAdmin, dstAdmin, tgt) }()
+	defer func() { cpCancel(); <-cpDone }()
 	hbCtx, hbCancel := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); f.heartbeats(hbCtx, src, srcAdmin) }()

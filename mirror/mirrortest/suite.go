@@ -29,6 +29,7 @@ func Run(t *testing.T, env Env) {
 	t.Run("Fidelity", func(t *testing.T) { Fidelity(t, env) })
 	t.Run("ActiveActiveIdentity", func(t *testing.T) { ActiveActiveIdentity(t, env) })
 	t.Run("HeartbeatsShowStall", func(t *testing.T) { HeartbeatsShowStall(t, env) })
+	t.Run("ConsumerFailover", func(t *testing.T) { ConsumerFailover(t, env) })
 }
 
 // StartFlow runs a flow from src to dst until the test ends.

@@ -1,0 +1,238 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// writeSyncs writes the offset syncs of the records of out (copies of
+// pending, indexed by Metadata) that lie in the acknowledged prefix
+// pending[:done], and adds them to the translator. It returns only after the
+// target acknowledged them.
+func (f *Flow) writeSyncs(pending []*sarama.ConsumerMessage, out []*sarama.ProducerMessage, done int) error {
+	var up, down []int64
+	for _, pm := range out {
+		i := pm.Metadata.(int)
+		if i >= done {
+			break
+		}
+		up = append(up, pending[i].Offset)
+		down = append(down, pm.Offset)
+	}
+	if len(up) == 0 {
+		return nil
+	}
+	syncs := runs(pending[0].Topic, pending[0].Partition, up, down)
+	msgs := make([]*sarama.ProducerMessage, len(syncs))
+	for i, s := range syncs {
+		v, _ := s.MarshalBinary()
+		msgs[i] = &sarama.ProducerMessage{Topic: OffsetSyncTopic(f.opts.Name), Partition: 0, Key: sarama.ByteEncoder(s.Key()), Value: sarama.ByteEncoder(v)}
+	}
+	if err := f.producer.SendMessages(msgs); err != nil {
+		return err
+	}
+	for _, s := range syncs {
+		f.translator.Add(s)
+	}
+	return nil
+}
+
+// ensureSyncTopic creates the flow's offset-sync topic on the target
+// (compacted; one partition keeps the log in write order).
+func (f *Flow) ensureSyncTopic(dst sarama.ClusterAdmin) error {
+	compact := "compact"
+	err := dst.CreateTopic(OffsetSyncTopic(f.opts.Name), &sarama.TopicDetail{
+		NumPartitions: 1, ReplicationFactor: -1, ConfigEntries: map[string]*string{"cleanup.policy": &compact},
+	}, false)
+	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		return fmt.Errorf("mirror: flow %q: create offset-sync topic %q on target: %w", f.opts.Name, OffsetSyncTopic(f.opts.Name), err)
+	}
+	return nil
+}
+
+// loadSyncs reads the whole offset-sync topic into the translator, so
+// offsets copied by earlier runs or other workers translate too. Malformed
+// records are logged with their offset and skipped.
+func (f *Flow) loadSyncs(dst sarama.Client) error {
+	topic := OffsetSyncTopic(f.opts.Name)
+	hw, err := dst.GetOffset(topic, 0, sarama.OffsetNewest)
+	if err != nil || hw == 0 {
+		return err
+	}
+	cons, err := sarama.NewConsumerFromClient(dst)
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+	pc, err := cons.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	for {
+		select {
+		case m := <-pc.Messages():
+			var s OffsetSync
+			if err := s.UnmarshalBinary(m.Value); err != nil {
+				f.log.Warn("mirror: skipping malformed offset-sync record", "flow", f.opts.Name, "topic", topic, "offset", m.Offset, "err", err)
+			} else {
+				f.translator.Add(s)
+			}
+			if m.Offset >= hw-1 {
+				return nil
+			}
+		case err := <-pc.Errors():
+			return err
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("offset-sync topic %q: no record for 30s before offset %d", topic, hw)
+		}
+	}
+}
+
+// checkpoints translates consumer-group offsets every CheckpointInterval
+// until ctx ends; see checkpointOnce.
+func (f *Flow) checkpoints(ctx context.Context, src, dst sarama.ClusterAdmin, dstClient sarama.Client) {
+	t := time.NewTicker(f.opts.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := f.checkpointOnce(src, dst, dstClient); err != nil {
+			f.m.errors.WithLabelValues(f.opts.Name, "checkpoint").Inc()
+			f.log.Warn("mirror: checkpoint failed", "flow", f.opts.Name, "err", err)
+		} else {
+			f.lastCheckpoint.Store(time.Now().UnixMilli())
+		}
+	}
+}
+
+// checkpointOnce translates the committed source offsets of every consumer
+// group (other than regionsync's own) on mirrored topics and commits them
+// as the same group's offsets of the remote topics on the target, when the
+// group has no active members there and the translated offset is ahead of
+// what the group already committed on the target (never rewinds).
+func (f *Flow) checkpointOnce(src, dst sarama.ClusterAdmin, dstClient sarama.Client) error {
+	groups, err := src.ListConsumerGroups()
+	if err != nil {
+		return fmt.Errorf("list source groups: %w", err)
+	}
+	var errs []error
+	for g := range groups {
+		if strings.HasPrefix(g, "regionsync-") {
+			continue
+		}
+		if err := f.checkpointGroup(g, src, dst, dstClient); err != nil {
+			errs = append(errs, fmt.Errorf("group %q: %w", g, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func groupBlocks(r *sarama.OffsetFetchResponse, group string) map[string]map[int32]*sarama.OffsetFetchResponseBlock {
+	if g := r.GetGroup(group); g != nil && g.Blocks != nil {
+		return g.Blocks
+	}
+	return r.Blocks
+}
+
+func (f *Flow) checkpointGroup(g string, src, dst sarama.ClusterAdmin, dstClient sarama.Client) error {
+	resp, err := src.ListConsumerGroupOffsets(g, nil)
+	if err != nil {
+		return fmt.Errorf("source offsets: %w", err)
+	}
+	want := map[string]map[int32]int64{} // remote topic → partition → offset
+	for topic, parts := range groupBlocks(resp, g) {
+		if !f.opts.Selector.Match(topic) || f.opts.Naming.FromCluster(f.opts.TargetAlias, topic) || topic == HeartbeatTopic {
+			continue
+		}
+		for p, b := range parts {
+			if b == nil || b.Offset < 0 {
+				continue
+			}
+			if off, ok := f.translator.Translate(topic, p, b.Offset); ok {
+				remote := f.opts.Naming.Remote(f.opts.SourceAlias, topic)
+				if want[remote] == nil {
+					want[remote] = map[int32]int64{}
+				}
+				want[remote][p] = off
+			}
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	desc, err := dst.DescribeConsumerGroups([]string{g})
+	if err != nil {
+		return fmt.Errorf("describe on target: %w", err)
+	}
+	for _, d := range desc {
+		if d.GroupId == g && d.State != "" && d.State != "Empty" && d.State != "Dead" {
+			return nil // active on the target: its own commits win
+		}
+	}
+	var cur map[string]map[int32]*sarama.OffsetFetchResponseBlock
+	have, err := dst.ListConsumerGroupOffsets(g, nil)
+	switch {
+	case errors.Is(err, sarama.ErrGroupIDNotFound):
+		// Never seen on the target: nothing to compare with.
+	case err != nil:
+		return fmt.Errorf("target offsets: %w", err)
+	default:
+		cur = groupBlocks(have, g)
+	}
+	req := sarama.NewOffsetCommitRequest(dstClient.Config(), g)
+	n := 0
+	for topic, parts := range want {
+		for p, off := range parts {
+			if b := cur[topic][p]; b != nil && b.Offset >= off {
+				continue
+			}
+			req.AddBlock(topic, p, off, -1, "regionsync checkpoint from "+f.opts.SourceAlias)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	coord, err := dstClient.Coordinator(g)
+	if err != nil {
+		return fmt.Errorf("target coordinator: %w", err)
+	}
+	cr, err := coord.CommitOffset(req)
+	if err != nil {
+		return fmt.Errorf("commit on target: %w", err)
+	}
+	for topic, parts := range cr.Errors {
+		for p, kerr := range parts {
+			if kerr != sarama.ErrNoError {
+				return fmt.Errorf("commit %s/%d on target: %w", topic, p, kerr)
+			}
+		}
+	}
+	f.m.checkpoints.WithLabelValues(f.opts.Name).Add(float64(n))
+	return nil
+}
+
+// CheckpointAge is the time since the last successful checkpoint pass;
+// zero before the first.
+func (f *Flow) CheckpointAge() time.Duration {
+	ms := f.lastCheckpoint.Load()
+	if ms == 0 {
+		return 0
+	}
+	return time.Since(time.UnixMilli(ms))
+}
+
+// Translate maps a committed source offset of topic/partition to the
+// target offset to resume from, using the syncs this flow knows.
+func (f *Flow) Translate(topic string, partition int32, committed int64) (int64, bool) {
+	return f.translator.Translate(topic, partition, committed)
+}

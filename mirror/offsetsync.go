@@ -1,0 +1,140 @@
+package mirror
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// An offset sync says: upstream offsets [Upstream, Upstream+Count) of a
+// source partition were written, in order and without gaps, at downstream
+// offsets [Downstream, Downstream+Count) of the same partition of the remote
+// topic. The flow writes one per contiguous run of every acknowledged batch
+// to its offset-sync topic on the target, so translation is exact (not
+// MirrorMaker 2's "nearest sync + 1").
+type OffsetSync struct {
+	Topic      string // source topic
+	Partition  int32
+	Upstream   int64
+	Downstream int64
+	Count      int64
+}
+
+// OffsetSyncTopic is the offset-sync topic of flow on its target cluster.
+func OffsetSyncTopic(flow string) string { return OffsetSyncTopicPrefix + flow }
+
+// Key is the record key: unique per run, so the compacted topic keeps all.
+func (s OffsetSync) Key() []byte {
+	return fmt.Appendf(nil, "%s/%d/%d", s.Topic, s.Partition, s.Upstream)
+}
+
+// MarshalBinary encodes the value: version byte, then varints.
+func (s OffsetSync) MarshalBinary() ([]byte, error) {
+	b := []byte{1}
+	b = binary.AppendUvarint(b, uint64(len(s.Topic)))
+	b = append(b, s.Topic...)
+	b = binary.AppendVarint(b, int64(s.Partition))
+	b = binary.AppendVarint(b, s.Upstream)
+	b = binary.AppendVarint(b, s.Downstream)
+	return binary.AppendVarint(b, s.Count), nil
+}
+
+// ErrBadOffsetSync is returned for offset-sync records that cannot be read.
+var ErrBadOffsetSync = errors.New("mirror: malformed offset-sync record")
+
+// UnmarshalBinary decodes a value written by MarshalBinary.
+func (s *OffsetSync) UnmarshalBinary(b []byte) error {
+	if len(b) == 0 || b[0] != 1 {
+		return fmt.Errorf("%w: unknown version", ErrBadOffsetSync)
+	}
+	b = b[1:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return fmt.Errorf("%w: topic", ErrBadOffsetSync)
+	}
+	s.Topic, b = string(b[k:k+int(n)]), b[k+int(n):]
+	var vals [4]int64
+	for i := range vals {
+		v, k := binary.Varint(b)
+		if k <= 0 {
+			return fmt.Errorf("%w: field %d", ErrBadOffsetSync, i)
+		}
+		vals[i], b = v, b[k:]
+	}
+	s.Partition, s.Upstream, s.Downstream, s.Count = int32(vals[0]), vals[1], vals[2], vals[3]
+	if s.Count <= 0 || s.Upstream < 0 || s.Downstream < 0 {
+		return fmt.Errorf("%w: negative offset or empty run", ErrBadOffsetSync)
+	}
+	return nil
+}
+
+// runs splits acknowledged (upstream, downstream) pairs, in order, into
+// maximal runs contiguous on both sides.
+func runs(topic string, partition int32, up, down []int64) []OffsetSync {
+	var out []OffsetSync
+	for i := range up {
+		if n := len(out); n > 0 {
+			last := &out[n-1]
+			if up[i] == last.Upstream+last.Count && down[i] == last.Downstream+last.Count {
+				last.Count++
+				continue
+			}
+		}
+		out = append(out, OffsetSync{Topic: topic, Partition: partition, Upstream: up[i], Downstream: down[i], Count: 1})
+	}
+	return out
+}
+
+// Translator maps committed source offsets to target offsets from offset
+// syncs. It is safe for concurrent use.
+type Translator struct {
+	mu   sync.RWMutex
+	runs map[string][]OffsetSync // "topic/partition" → runs sorted by Upstream
+}
+
+// NewTranslator returns an empty translator.
+func NewTranslator() *Translator { return &Translator{runs: map[string][]OffsetSync{}} }
+
+func tpKey(topic string, partition int32) string { return fmt.Sprintf("%s/%d", topic, partition) }
+
+// Add records a sync (duplicates, as after a re-copy, are harmless: the
+// newest run for an upstream offset wins).
+func (t *Translator) Add(s OffsetSync) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := tpKey(s.Topic, s.Partition)
+	rs := t.runs[k]
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].Upstream >= s.Upstream })
+	if i < len(rs) && rs[i].Upstream == s.Upstream {
+		rs[i] = s
+	} else {
+		rs = append(rs, OffsetSync{})
+		copy(rs[i+1:], rs[i:])
+		rs[i] = s
+	}
+	t.runs[k] = rs
+}
+
+// Translate returns the target offset a consumer should resume from when
+// it committed upstream offset committed (the next record to read) on the
+// source: the downstream offset of the first mirrored record at or after
+// committed. ok is false when no mirrored record at or after committed is
+// known yet (the consumer is ahead of the mirror); the caller must not
+// commit anything then.
+func (t *Translator) Translate(topic string, partition int32, committed int64) (offset int64, ok bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	rs := t.runs[tpKey(topic, partition)]
+	// The first run that ends after committed.
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].Upstream+rs[i].Count > committed })
+	if i == len(rs) {
+		return 0, false
+	}
+	r := rs[i]
+	if committed <= r.Upstream {
+		return r.Downstream, true
+	}
+	return r.Downstream + (committed - r.Upstream), true
+}

@@ -1,0 +1,50 @@
+package mirror
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestOffsetSyncRoundTrip(t *testing.T) {
+	s := OffsetSync{Topic: "orders", Partition: 7, Upstream: 1 << 40, Downstream: 12, Count: 500}
+	b, _ := s.MarshalBinary()
+	var got OffsetSync
+	if err := got.UnmarshalBinary(b); err != nil || got != s {
+		t.Fatalf("round trip = %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{nil, {2}, {1, 200}, b[:len(b)-1]} {
+		if err := new(OffsetSync).UnmarshalBinary(bad); !errors.Is(err, ErrBadOffsetSync) {
+			t.Errorf("UnmarshalBinary(%v) = %v", bad, err)
+		}
+	}
+}
+
+func TestRunsAndTranslate(t *testing.T) {
+	// Upstream 10..14 copied, 15 is a transaction marker (absent), 16..17
+	// copied, 18 skipped (loop), 19 copied. Downstream is contiguous.
+	up := []int64{10, 11, 12, 13, 14, 16, 17, 19}
+	down := []int64{100, 101, 102, 103, 104, 105, 106, 107}
+	rs := runs("t", 0, up, down)
+	if len(rs) != 3 || rs[0].Count != 5 || rs[1].Upstream != 16 || rs[1].Downstream != 105 || rs[2].Count != 1 {
+		t.Fatalf("runs = %+v", rs)
+	}
+	tr := NewTranslator()
+	for i := len(rs) - 1; i >= 0; i-- { // out of order on purpose
+		tr.Add(rs[i])
+	}
+	for _, c := range []struct {
+		committed, want int64
+		ok              bool
+	}{
+		{0, 100, true}, {10, 100, true}, {12, 102, true}, {15, 105, true}, {16, 105, true},
+		{17, 106, true}, {18, 107, true}, {19, 107, true}, {20, 0, false},
+	} {
+		got, ok := tr.Translate("t", 0, c.committed)
+		if ok != c.ok || (ok && got != c.want) {
+			t.Errorf("Translate(%d) = %d,%v want %d,%v", c.committed, got, ok, c.want, c.ok)
+		}
+	}
+	if _, ok := tr.Translate("t", 1, 0); ok {
+		t.Error("unknown partition translated")
+	}
+}
