@@ -63,6 +63,7 @@ defaults, or "regionsync run --config FILE" for the worker of one region.`,
 		newConfigCmd(),
 		newRunCmd(g),
 		newDevCmd(g),
+		newOffsetsCmd(),
 	)
 	return root
 }

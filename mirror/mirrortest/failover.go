@@ -21,7 +21,7 @@ func ConsumerFailover(t *testing.T, env Env) {
 	CreateTopic(t, env.West, remote, parts)
 	produceJunk(t, env.West, remote, parts, junk)
 	src := Produce(t, env.East, topic, parts, parts*perPart)
-	StartFlow(t, env, "failover", "east", "west", env.East, env.West, "prefix", topic)
+	flow := StartFlow(t, env, "failover", "east", "west", env.East, env.West, "prefix", topic)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	WaitHighWater(ctx, t, env.West, remote, int64(parts*(perPart+junk)))
@@ -41,6 +41,18 @@ func ConsumerFailover(t *testing.T, env Env) {
 	for p := range int32(parts) {
 		if want := int64(junk + perPart/2); got[p] != want {
 			t.Fatalf("partition %d: target offset %d, want %d (exact translation)", p, got[p], want)
+		}
+	}
+	ms, err := flow.TranslateGroup(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != parts {
+		t.Fatalf("TranslateGroup: %d mappings, want %d", len(ms), parts)
+	}
+	for _, m := range ms {
+		if !m.Translated || m.RemoteTopic != remote || m.SourceOffset != perPart/2 || m.TargetOffset != got[m.Partition] {
+			t.Fatalf("TranslateGroup mapping %+v disagrees with the checkpoint %d", m, got[m.Partition])
 		}
 	}
 	dst := ReadAll(t, env.West, remote)
