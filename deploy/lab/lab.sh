@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The regionsync lab: two regions on loopback, as separate processes.
 #   Kafka ×2 (KRaft), Cassandra 5.0 in two DCs, a 3-member etcd cluster,
-#   one NATS server with JetStream (a super-cluster would need a routed
-#   3-node cluster per region for JetStream), and toxiproxy
-#   between east's clients and west's servers. MirrorMaker 2 on demand
-#   (kafka/mm2.sh).
+#   one NATS server with JetStream, and toxiproxy between east's clients and
+#   west's servers. MirrorMaker 2 on demand (kafka/mm2.sh).
+#   Why one NATS server: two single-server clusters joined by gateways do not
+#   start with JetStream ("JetStream cluster requires configured routes or
+#   solicited leafnode for the system account"); a JetStream super-cluster
+#   needs a routed cluster (3 servers for a quorum) per region.
 # Usage: lab.sh up|down|status|env
 #        lab.sh start|stop|kill|pause|resume PROC   (fault injection)
 set -euo pipefail
@@ -21,7 +23,12 @@ etcd_client_port() { case $1 in etcd-east) echo 12379 ;; etcd-west) echo 22379 ;
 etcd_peer_port()   { case $1 in etcd-east) echo 12380 ;; etcd-west) echo 22380 ;; etcd-witness) echo 32380 ;; esac; }
 nats_port()        { echo 14222; }
 # toxiproxy listeners for west's servers as east's clients see them
-PROXIES="kafka-west=127.0.0.1:39092>127.0.0.1:29092,cassandra-west=127.0.0.1:39042>127.0.0.2:9042,etcd-west=127.0.0.1:39379>127.0.0.1:22379"
+#   name            listen            upstream
+#   kafka-west      127.0.0.1:39092   127.0.0.1:29092
+#   cassandra-west  127.0.0.1:39042   127.0.0.2:9042
+#   etcd-west       127.0.0.1:39379   127.0.0.1:22379
+#   nats-west       127.0.0.1:34222   127.0.0.1:14222 (the one NATS server, seen across the link)
+PROXIES="kafka-west=127.0.0.1:39092>127.0.0.1:29092,cassandra-west=127.0.0.1:39042>127.0.0.2:9042,etcd-west=127.0.0.1:39379>127.0.0.1:22379,nats-west=127.0.0.1:34222>127.0.0.1:14222"
 
 ensure_java() {
   if ! lab_java_home >/dev/null; then
@@ -102,6 +109,7 @@ export TOXIPROXY_URL=http://127.0.0.1:18474
 export PROXY_KAFKA_WEST=127.0.0.1:39092
 export PROXY_CASSANDRA_WEST=127.0.0.1:39042
 export PROXY_ETCD_WEST=http://127.0.0.1:39379
+export PROXY_NATS_WEST=nats://127.0.0.1:34222
 export LAB_JAVA_HOME=$(lab_java_home)
 export LAB_LIB=$LAB_LIB
 export LAB_STATE=$LAB_STATE
@@ -109,24 +117,31 @@ EOT
 }
 
 status() {
-  local n pid st rc=0
+  local n st rc=0 total=0 rss
   [ -f "$ENV_FILE" ] && cat "$ENV_FILE"
   for n in "${ALL[@]}"; do
-    if proc_alive "$n"; then
-      pid=$(cat "$(pid_file "$n")"); st=$(ps -o stat= -p "$pid" | cut -c1)
-      printf '%-15s %-7s pid=%s rss=%sMiB\n' "$n" "$([ "$st" = T ] && echo paused || echo up)" "$pid" "$(( $(ps -o rss= -p "$pid") / 1024 ))"
+    st=$(proc_state "$n")
+    if [ "$st" != down ]; then
+      rss=$(proc_rss_kib "$n"); total=$((total + rss))
+      printf '%-15s %-7s pid=%s rss=%sMiB\n' "$n" "$st" "$(cat "$(pid_file "$n")")" "$((rss / 1024))"
     elif [ "$n" = mm2 ]; then
       printf '%-15s %s\n' "$n" "off (start with deploy/lab/kafka/mm2.sh start)"
     else
       printf '%-15s down\n' "$n"; rc=1
     fi
   done
+  printf '%-15s rss=%sMiB\n' total "$((total / 1024))"
   return $rc
 }
 
-up() {
+# lab_lock: serialise up/down on .state/lab.lock (fd 9, closed for servers).
+lab_lock() {
   exec 9>"$LAB_STATE/lab.lock"
-  flock 9
+  flock -w 600 9 || lab_die "another lab.sh up/down holds $LAB_STATE/lab.lock for 10 minutes (see: fuser $LAB_STATE/lab.lock)"
+}
+
+up() {
+  lab_lock
   local all_up=1 n
   for n in "${ALL[@]}"; do [ "$n" = mm2 ] || proc_alive "$n" || all_up=0; done
   if [ $all_up = 1 ]; then lab_log "lab already running"; write_env; status; return; fi
@@ -135,9 +150,9 @@ up() {
   ensure_jars
   build_helpers
   # The JVMs start in the background while the Go servers come up.
-  "$HERE/kafka/kafka.sh" up > "$LAB_STATE/logs/kafka-up.log" 2>&1 &
+  "$HERE/kafka/kafka.sh" up > "$LAB_STATE/logs/kafka-up.log" 2>&1 9>&- &
   local kpid=$!
-  "$HERE/cassandra/cassandra.sh" up > "$LAB_STATE/logs/cassandra-up.log" 2>&1 &
+  "$HERE/cassandra/cassandra.sh" up > "$LAB_STATE/logs/cassandra-up.log" 2>&1 9>&- &
   local cpid=$!
   for n in "${ETCD_NAMES[@]}"; do proc_alive "$n" || start_etcd "$n"; done
   for n in "${NATS_NAMES[@]}"; do proc_alive "$n" || start_nats "$n"; done
@@ -153,8 +168,9 @@ up() {
 }
 
 down() {
-  "$HERE/kafka/kafka.sh" down || true
-  "$HERE/cassandra/cassandra.sh" down || true
+  lab_lock
+  "$HERE/kafka/kafka.sh" down 9>&- || true
+  "$HERE/cassandra/cassandra.sh" down 9>&- || true
   local n
   for n in proxy "${NATS_NAMES[@]}" "${ETCD_NAMES[@]}"; do stop_proc "$n" 20; done
   rm -f "$ENV_FILE"

@@ -30,10 +30,12 @@ proc_alive() {
 }
 
 # start_bg NAME LOGFILE CMD...: start CMD detached (own session), record pid.
+# fd 9 (lab.sh's flock on .state/lab.lock) is closed for CMD: a server that
+# inherited it would hold the lock for its whole life.
 start_bg() {
   local name=$1 log=$2; shift 2
   if proc_alive "$name"; then lab_log "$name already running (pid $(cat "$(pid_file "$name")"))"; return 0; fi
-  setsid "$@" >>"$log" 2>&1 < /dev/null &
+  setsid "$@" >>"$log" 2>&1 < /dev/null 9>&- &
   echo $! > "$(pid_file "$name")"
   lab_log "started $name (pid $!), log $log"
 }
@@ -59,4 +61,22 @@ wait_port() {
     sleep 0.2
   done
   return 1
+}
+
+# proc_state NAME: prints up, paused (SIGSTOPped) or down.
+proc_state() {
+  local pid
+  if proc_alive "$1"; then
+    pid=$(cat "$(pid_file "$1")")
+    if [ "$(ps -o stat= -p "$pid" | cut -c1)" = T ]; then echo paused; else echo up; fi
+  else
+    echo down
+  fi
+}
+
+# proc_rss_kib NAME: resident set size of NAME in KiB (0 when not running).
+proc_rss_kib() {
+  local r=0
+  proc_alive "$1" && r=$(ps -o rss= -p "$(cat "$(pid_file "$1")")" | tr -d ' ')
+  echo "${r:-0}"
 }

@@ -23,24 +23,44 @@ func (l *Lab) Sarama() *sarama.Config {
 	return c
 }
 
-// SaramaWestViaProxy returns a config whose connections to west's broker,
-// bootstrap and advertised address alike, go through the toxiproxy link, so
-// CutLink/SlowLink affect them.
+// SaramaWestViaProxy returns a config whose connections to west's brokers,
+// bootstrap and advertised addresses alike, go through the toxiproxy link
+// (kafka-west), so CutLink/SlowLink affect them. Use it with l.KafkaWest.
 func (l *Lab) SaramaWestViaProxy() *sarama.Config {
 	c := l.Sarama()
 	c.Net.Proxy.Enable = true
-	c.Net.Proxy.Dialer = mapDialer{to: map[string]string{l.KafkaWest[0]: l.ProxyKafkaWest}}
+	c.Net.Proxy.Dialer = l.WestDialer()
 	return c
 }
 
-// mapDialer dials a mapped address instead of the requested one.
-type mapDialer struct{ to map[string]string }
+// WestDialer maps every advertised address of west's Kafka broker(s) to its
+// toxiproxy listener; other addresses are dialled as asked. It implements
+// golang.org/x/net/proxy.Dialer and ContextDialer (sarama's Net.Proxy.Dialer).
+func (l *Lab) WestDialer() *MapDialer {
+	m := map[string]string{}
+	for _, a := range l.KafkaWest { // the lab's single west broker advertises its client address
+		m[a] = l.ProxyKafkaWest
+	}
+	return &MapDialer{To: m, Dialer: net.Dialer{Timeout: 5 * time.Second}}
+}
 
-func (d mapDialer) Dial(network, addr string) (net.Conn, error) {
-	if a, ok := d.to[addr]; ok {
+// MapDialer dials To[addr] instead of addr when present.
+type MapDialer struct {
+	To     map[string]string
+	Dialer net.Dialer
+}
+
+// Dial implements proxy.Dialer.
+func (d *MapDialer) Dial(network, addr string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, addr)
+}
+
+// DialContext implements proxy.ContextDialer.
+func (d *MapDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if a, ok := d.To[addr]; ok {
 		addr = a
 	}
-	return (&net.Dialer{Timeout: 5 * time.Second}).Dial(network, addr)
+	return d.Dialer.DialContext(ctx, network, addr)
 }
 
 // Etcd returns a client of the lab's etcd cluster (closed at test end).
@@ -68,17 +88,24 @@ func (l *Lab) NATS(t testing.TB) *nats.Conn {
 	return nc
 }
 
-// Cassandra returns a session whose queries stay in dc ("dc-east" or
-// "dc-west"), contacting host (closed at test end).
-func (l *Lab) Cassandra(t testing.TB, host, dc string) *gocql.Session {
-	t.Helper()
+// CassandraCluster returns a gocql config that contacts host and only uses
+// the nodes of dc ("dc-east" or "dc-west"): DC host filter, DC-aware
+// routing, LOCAL_ONE.
+func (l *Lab) CassandraCluster(host, dc string) *gocql.ClusterConfig {
 	cc := gocql.NewCluster(host)
 	cc.PoolConfig.HostSelectionPolicy = gocql.DCAwareRoundRobinPolicy(dc)
 	cc.HostFilter = gocql.DataCenterHostFilter(dc)
 	cc.Consistency = gocql.LocalOne
 	cc.Timeout = 10 * time.Second
 	cc.ConnectTimeout = 10 * time.Second
-	s, err := cc.CreateSession()
+	return cc
+}
+
+// Cassandra returns a session of CassandraCluster(host, dc), closed at test
+// end.
+func (l *Lab) Cassandra(t testing.TB, host, dc string) *gocql.Session {
+	t.Helper()
+	s, err := l.CassandraCluster(host, dc).CreateSession()
 	if err != nil {
 		t.Fatalf("cassandra %s (%s): %v", host, dc, err)
 	}
@@ -96,7 +123,7 @@ func (l *Lab) toxi(t testing.TB, name string) *toxiclient.Proxy {
 }
 
 // CutLink makes the east→west proxy name (kafka-west, cassandra-west,
-// etcd-west) refuse and drop connections until RestoreLink.
+// etcd-west, nats-west) refuse and drop connections until RestoreLink.
 func (l *Lab) CutLink(t testing.TB, name string) {
 	t.Helper()
 	p := l.toxi(t, name)

@@ -49,7 +49,7 @@ func TestLabFaultCassandraPause(t *testing.T) {
 			l.Resume(t, "cassandra-west")
 		}
 	}()
-	took := Eventually(t, 60*time.Second, "dc-east sees 127.0.0.2 down", func(context.Context) bool {
+	took := Eventually(t, 30*time.Second, "dc-east sees 127.0.0.2 down", func(context.Context) bool {
 		return westDown.MatchString(l.Nodetool(t, "east", "status"))
 	})
 	t.Logf("dc-east reported dc-west down %s after SIGSTOP", took.Round(time.Millisecond))

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +27,7 @@ type Lab struct {
 	NATSURL                            string
 	ToxiproxyURL                       string
 	ProxyKafkaWest, ProxyCassandraWest string
-	ProxyEtcdWest                      string
+	ProxyEtcdWest, ProxyNATSWest       string
 	JavaHome, Lib                      string
 }
 
@@ -36,11 +37,14 @@ var (
 	labErr error
 )
 
-// Require returns the running lab, starting it once per process if needed.
+// Require returns the running lab, starting it once per process if needed
+// (`deploy/lab/lab.sh up`, a no-op that only reports state when the lab
+// runs). A lab that cannot start fails the test with the reason and the tail
+// of the failing component's log; outside CI, LAB=0 skips lab tests.
 func Require(t testing.TB) *Lab {
 	t.Helper()
 	if os.Getenv("CI") != "true" && os.Getenv("LAB") == "0" {
-		t.Skip("lab tests skipped (LAB=0); run `make lab-up` and unset LAB to run them")
+		t.Skip("lab tests skipped (LAB=0); unset LAB to run them against deploy/lab (make lab-up)")
 	}
 	once.Do(func() { lab, labErr = up() })
 	if labErr != nil {
@@ -55,11 +59,32 @@ func up() (*Lab, error) {
 		return nil, err
 	}
 	dir := filepath.Join(root, "deploy", "lab")
+	slog.Info("labtest: deploy/lab/lab.sh up (no-op when the lab runs)")
 	out, err := exec.Command(filepath.Join(dir, "lab.sh"), "up").CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("deploy/lab/lab.sh up: %v\n%s", err, tail(out, 40))
+		return nil, fmt.Errorf("deploy/lab/lab.sh up: %v\n%s%s", err, tail(out, 40), downLogs(dir))
 	}
 	return load(root, dir)
+}
+
+// downLogs returns the tail of the log of every lab process that is not up
+// after a failed start.
+func downLogs(dir string) string {
+	out, _ := exec.Command(filepath.Join(dir, "lab.sh"), "status").Output()
+	var b strings.Builder
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || f[1] != "down" {
+			continue
+		}
+		log := filepath.Join(dir, ".state", "logs", f[0]+".log")
+		data, err := os.ReadFile(log)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "\n--- %s is down; tail of %s:\n%s", f[0], log, tail(data, 25))
+	}
+	return b.String()
 }
 
 func tail(b []byte, n int) string {
@@ -114,7 +139,7 @@ func load(root, dir string) (*Lab, error) {
 		CassandraEast: need("CASSANDRA_EAST"), CassandraWest: need("CASSANDRA_WEST"),
 		EtcdEndpoints: strings.Split(need("ETCD_ENDPOINTS"), ","), NATSURL: need("NATS_URL"),
 		ToxiproxyURL: need("TOXIPROXY_URL"), ProxyKafkaWest: need("PROXY_KAFKA_WEST"),
-		ProxyCassandraWest: need("PROXY_CASSANDRA_WEST"), ProxyEtcdWest: need("PROXY_ETCD_WEST"),
+		ProxyCassandraWest: need("PROXY_CASSANDRA_WEST"), ProxyEtcdWest: need("PROXY_ETCD_WEST"), ProxyNATSWest: need("PROXY_NATS_WEST"),
 		JavaHome: need("LAB_JAVA_HOME"), Lib: need("LAB_LIB"),
 	}
 	return l, err
