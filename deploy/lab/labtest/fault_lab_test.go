@@ -22,9 +22,18 @@ func TestLabFaultEtcdMemberKill(t *testing.T) {
 		_, err := cli.Put(ctx, "/labtest/quorum", time.Now().String())
 		return err == nil
 	})
-	st, err := cli.Status(context.Background(), l.EtcdEndpoints[0])
-	if err != nil || st.Leader == 0 {
-		t.Fatalf("status after kill: %v leader %v", err, st)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, ep := range []string{l.EtcdEndpoints[0], l.EtcdEndpoints[2]} {
+		st, err := cli.Status(ctx, ep)
+		if err != nil || st.Leader == 0 {
+			t.Fatalf("status of %s with etcd-west dead: %v (%+v)", ep, err, st)
+		}
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer dcancel()
+	if _, err := cli.Status(dctx, l.EtcdEndpoints[1]); err == nil {
+		t.Fatalf("killed etcd-west still answers on %s", l.EtcdEndpoints[1])
 	}
 	l.Start(t, "etcd-west")
 	west := l.Etcd(t, l.EtcdEndpoints[1])
