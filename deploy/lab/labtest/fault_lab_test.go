@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/nats-io/nats.go"
 )
 
 // TestLabFaultEtcdMemberKill: with etcd-west killed the cluster keeps
@@ -95,4 +96,50 @@ func TestLabLinkCut(t *testing.T) {
 	}
 	l.RestoreLink(t, "kafka-west")
 	Eventually(t, 10*time.Second, "link restored", func(context.Context) bool { return probe() == nil })
+}
+
+// TestLabLinkEtcdNATS: east's paths to west's etcd member and to NATS go
+// through toxiproxy; a slowed link still serves, a cut one does not, a
+// restored one serves again.
+func TestLabLinkEtcdNATS(t *testing.T) {
+	l := Require(t)
+	etcdProbe := func() error {
+		cli := l.Etcd(t, l.ProxyEtcdWest)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err := cli.Status(ctx, l.ProxyEtcdWest)
+		return err
+	}
+	natsProbe := func() error {
+		nc, err := nats.Connect(l.ProxyNATSWest, nats.Timeout(2*time.Second), nats.MaxReconnects(0))
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		return nc.FlushTimeout(3 * time.Second)
+	}
+	for _, c := range []struct {
+		proxy string
+		probe func() error
+	}{{"etcd-west", etcdProbe}, {"nats-west", natsProbe}} {
+		t.Run(c.proxy, func(t *testing.T) {
+			if err := c.probe(); err != nil {
+				t.Fatalf("through the proxy before any fault: %v", err)
+			}
+			defer l.RestoreLink(t, c.proxy)
+			l.SlowLink(t, c.proxy, 100*time.Millisecond)
+			start := time.Now()
+			if err := c.probe(); err != nil {
+				t.Fatalf("through a slowed link: %v", err)
+			}
+			t.Logf("probe over the slowed link took %s", time.Since(start).Round(time.Millisecond))
+			l.RestoreLink(t, c.proxy)
+			l.CutLink(t, c.proxy)
+			if err := c.probe(); err == nil {
+				t.Fatalf("%s answered through a cut link", c.proxy)
+			}
+			l.RestoreLink(t, c.proxy)
+			Eventually(t, 10*time.Second, "link restored", func(context.Context) bool { return c.probe() == nil })
+		})
+	}
 }
