@@ -43,7 +43,8 @@ func (f *Flow) writeSyncs(pending []*sarama.ConsumerMessage, out []*sarama.Produ
 }
 
 // ensureSyncTopic creates the flow's offset-sync topic on the target
-// (compacted; one partition keeps the log in write order).
+// (compacted; one partition keeps the log in write order) and its
+// dead-letter topic, if any.
 func (f *Flow) ensureSyncTopic(dst sarama.ClusterAdmin) error {
 	compact := "compact"
 	err := dst.CreateTopic(OffsetSyncTopic(f.opts.Name), &sarama.TopicDetail{
@@ -51,6 +52,12 @@ func (f *Flow) ensureSyncTopic(dst sarama.ClusterAdmin) error {
 	}, false)
 	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 		return fmt.Errorf("mirror: flow %q: create offset-sync topic %q on target: %w", f.opts.Name, OffsetSyncTopic(f.opts.Name), err)
+	}
+	if f.opts.DeadLetterTopic != "" {
+		err := dst.CreateTopic(f.opts.DeadLetterTopic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: -1}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return fmt.Errorf("mirror: flow %q: create dead-letter topic %q on target: %w", f.opts.Name, f.opts.DeadLetterTopic, err)
+		}
 	}
 	return nil
 }

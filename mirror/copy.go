@@ -104,21 +104,32 @@ func (h *handler) copyBatch(ctx context.Context, sess sarama.ConsumerGroupSessio
 	f := h.f
 	pending := batch
 	backoff := 100 * time.Millisecond
+	// A permanent rejection of a multi-record batch does not say which
+	// record is at fault (the broker judges the whole batch), so the rest
+	// of the batch is then sent one record at a time.
+	single := false
 	for len(pending) > 0 {
-		out := make([]*sarama.ProducerMessage, 0, len(pending))
-		for i, m := range pending {
+		n := len(pending)
+		if single {
+			n = 1
+		}
+		out := make([]*sarama.ProducerMessage, 0, n)
+		for i, m := range pending[:n] {
 			if contains(provenance(m.Headers), f.opts.TargetAlias) {
 				f.m.skipped.WithLabelValues(f.opts.Name, m.Topic, strconv.Itoa(int(m.Partition))).Inc()
 				continue
 			}
-			pm := f.toTarget(m, i)
-			out = append(out, pm)
+			out = append(out, f.toTarget(m, i))
 		}
 		err := f.producer.SendMessages(out)
-		done := len(pending) // records of pending that are acknowledged, as a prefix
+		done := n // records of pending that are acknowledged, as a prefix
 		var perr *PartitionError
 		if err != nil {
-			done, perr = h.failed(pending, err)
+			done, perr = h.failed(pending[:n], err, len(out) == 1)
+			if perr != nil && len(out) > 1 {
+				done, perr, single = 0, nil, true // isolate the culprit
+				continue
+			}
 		}
 		if done > 0 {
 			if serr := f.writeSyncs(pending, out, done); serr != nil {
@@ -136,7 +147,7 @@ func (h *handler) copyBatch(ctx context.Context, sess sarama.ConsumerGroupSessio
 		if perr != nil {
 			return perr
 		}
-		if len(pending) > 0 {
+		if done < n && len(pending) > 0 {
 			select {
 			case <-ctx.Done():
 				return nil // not marked: re-copied by the next owner
@@ -152,7 +163,10 @@ func (h *handler) copyBatch(ctx context.Context, sess sarama.ConsumerGroupSessio
 // pending form an acknowledged prefix (dead-lettered ones count as done),
 // and a PartitionError if the first failure is permanent and cannot be
 // dead-lettered.
-func (h *handler) failed(pending []*sarama.ConsumerMessage, err error) (int, *PartitionError) {
+//
+// isolated says the produce carried one record, so a permanent error is
+// that record's; otherwise the caller retries record by record first.
+func (h *handler) failed(pending []*sarama.ConsumerMessage, err error, isolated bool) (int, *PartitionError) {
 	f := h.f
 	var perrs sarama.ProducerErrors
 	if !errors.As(err, &perrs) || len(perrs) == 0 {
@@ -172,6 +186,9 @@ func (h *handler) failed(pending []*sarama.ConsumerMessage, err error) (int, *Pa
 		f.m.errors.WithLabelValues(f.opts.Name, "produce_retriable").Inc()
 		f.log.Warn("mirror: produce failed, retrying", "flow", f.opts.Name, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", firstErr)
 		return first, nil
+	}
+	if !isolated {
+		return first, &PartitionError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: firstErr, Since: time.Now()}
 	}
 	f.m.errors.WithLabelValues(f.opts.Name, "produce_permanent").Inc()
 	if f.opts.DeadLetterTopic != "" {

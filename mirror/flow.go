@@ -177,7 +177,8 @@ func (f *Flow) targetConfig() *sarama.Config {
 	c.Producer.Partitioner = sarama.NewManualPartitioner
 	c.Producer.Flush.Bytes = 1 << 20
 	c.Producer.Flush.Frequency = 2 * time.Millisecond
-	c.Producer.MaxMessageBytes = 16 << 20
+	// MaxMessageBytes keeps sarama's default (1,000,000): it also bounds the
+	// request batches, which the broker's max.message.bytes judges.
 	c.Producer.Compression = sarama.CompressionLZ4
 	return &c
 }
@@ -201,7 +202,9 @@ func (f *Flow) toTarget(m *sarama.ConsumerMessage, i int) *sarama.ProducerMessag
 }
 
 // deadLetter writes a rejected record to the dead-letter topic with its
-// origin and the error in headers.
+// origin and the error in headers. A record too large for the target goes
+// without its value (header regionsync-dlq-value-dropped), so the loss is
+// recorded rather than blocking the partition.
 func (f *Flow) deadLetter(m *sarama.ConsumerMessage, cause error) error {
 	pm := f.toTarget(m, 0)
 	pm.Topic, pm.Partition = f.opts.DeadLetterTopic, 0
@@ -212,8 +215,14 @@ func (f *Flow) deadLetter(m *sarama.ConsumerMessage, cause error) error {
 		sarama.RecordHeader{Key: []byte("regionsync-dlq-error"), Value: []byte(cause.Error())},
 	)
 	_, _, err := f.producer.SendMessage(pm)
+	if errors.Is(err, sarama.ErrMessageSizeTooLarge) {
+		pm.Value = nil
+		pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: []byte("regionsync-dlq-value-dropped"), Value: []byte(strconv.Itoa(len(m.Value)))})
+		_, _, err = f.producer.SendMessage(pm)
+	}
 	if err == nil {
 		f.m.dead.WithLabelValues(f.opts.Name, m.Topic, strconv.Itoa(int(m.Partition))).Inc()
+		f.log.Warn("mirror: record dead-lettered", "flow", f.opts.Name, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "dlq", f.opts.DeadLetterTopic, "cause", cause)
 	}
 	return err
 }

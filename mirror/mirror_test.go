@@ -21,10 +21,12 @@ func TestSuiteKfake(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer east.Close()
-	west, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ClusterID("west"))
+	const westMax = 100 << 10
+	west, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ClusterID("west"),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "102400"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer west.Close()
-	mirrortest.Run(t, mirrortest.Env{East: east.ListenAddrs(), West: west.ListenAddrs(), Records: 3000})
+	mirrortest.Run(t, mirrortest.Env{East: east.ListenAddrs(), West: west.ListenAddrs(), Records: 3000, WestMaxBytes: westMax})
 }

@@ -19,6 +19,9 @@ type Env struct {
 	East, West []string // bootstrap brokers
 	Records    int      // records per fidelity run
 	Log        *slog.Logger
+	// WestMaxBytes, when set, is the largest record batch west accepts; the
+	// permanent-rejection tests run only then.
+	WestMaxBytes int
 }
 
 // Run runs every behaviour test of the suite against env.
@@ -30,6 +33,10 @@ func Run(t *testing.T, env Env) {
 	t.Run("ActiveActiveIdentity", func(t *testing.T) { ActiveActiveIdentity(t, env) })
 	t.Run("HeartbeatsShowStall", func(t *testing.T) { HeartbeatsShowStall(t, env) })
 	t.Run("ConsumerFailover", func(t *testing.T) { ConsumerFailover(t, env) })
+	if env.WestMaxBytes > 0 {
+		t.Run("PermanentRejectStopsPartition", func(t *testing.T) { PermanentReject(t, env, "") })
+		t.Run("PermanentRejectDeadLetters", func(t *testing.T) { PermanentReject(t, env, "regionsync.dlq") })
+	}
 }
 
 // StartFlow runs a flow from src to dst until the test ends.
@@ -41,7 +48,7 @@ func StartFlow(t testing.TB, env Env, name, srcAlias, dstAlias string, src, dst 
 
 // StartStoppableFlow is StartFlow that also returns a function stopping the
 // flow early (and checking it stopped cleanly); it is safe to call twice.
-func StartStoppableFlow(t testing.TB, env Env, name, srcAlias, dstAlias string, src, dst []string, naming, include string) (*mirror.Flow, func()) {
+func StartStoppableFlow(t testing.TB, env Env, name, srcAlias, dstAlias string, src, dst []string, naming, include string, opts ...func(*mirror.Options)) (*mirror.Flow, func()) {
 	t.Helper()
 	sel, err := mirror.NewSelector([]string{include}, nil)
 	if err != nil {
@@ -51,11 +58,15 @@ func StartStoppableFlow(t testing.TB, env Env, name, srcAlias, dstAlias string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := mirror.New(mirror.Options{
+	o := mirror.Options{
 		Name: name, SourceAlias: srcAlias, TargetAlias: dstAlias,
 		Source: Config(), Target: Config(), SourceBrokers: src, TargetBrokers: dst,
 		Selector: sel, Naming: nm, RefreshInterval: time.Second,
-	}, mirror.NewMetrics(prometheus.NewRegistry()), env.Log)
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	f, err := mirror.New(o, mirror.NewMetrics(prometheus.NewRegistry()), env.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
