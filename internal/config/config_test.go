@@ -240,3 +240,47 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestAliasBombRejected: aliases that multiply the walk are reported, not
+// walked (a 33 KB file once took over a minute).
+func TestAliasBombRejected(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nregions:\n  - &r\n    name: a\n    kafka:\n      brokers: [")
+	for i := range 3000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString("h:1")
+	}
+	b.WriteString("]\n")
+	for range 3000 {
+		b.WriteString("  - *r\n")
+	}
+	_, err := Parse([]byte(b.String()), "bomb.yaml")
+	if err == nil || !strings.Contains(err.Error(), "excessive aliasing") {
+		t.Fatalf("err = %.200v", err)
+	}
+}
+
+// TestNullKeepsDefault: a key written without a value is absent, so its
+// default applies.
+func TestNullKeepsDefault(t *testing.T) {
+	src := readFile(t, "testdata/good-minimal.yaml") + "readiness:\n  defaults:\n    hold_period:\n"
+	cfg, err := Parse([]byte(src), "null.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Readiness.Defaults.HoldPeriod.Std(); got != 30*time.Second {
+		t.Fatalf("hold_period = %v, want the 30s default", got)
+	}
+}
+
+func TestIntervalsMustBePositive(t *testing.T) {
+	src := readFile(t, "testdata/good-minimal.yaml") + "readiness:\n  regions:\n    west:\n      evaluate_interval: 0s\n      verdict_ttl: 0s\n"
+	_, err := Parse([]byte(src), "zero.yaml")
+	for _, want := range []string{"readiness.regions.west.evaluate_interval: must be positive", "readiness.regions.west.verdict_ttl: must be positive"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+}

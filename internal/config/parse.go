@@ -47,7 +47,7 @@ func Parse(data []byte, source string) (*Config, error) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
-	w := &walker{col: col}
+	w := &walker{col: col, budget: maxVisits(len(data))}
 	w.walk(root, reflect.TypeFor[Config](), "")
 	if len(col.probs) > 0 {
 		return nil, col.err()
@@ -89,18 +89,34 @@ var (
 
 // walker checks a YAML node tree against a Go type: unknown and duplicate
 // keys, and the kind of every value, recording the line of every path.
-type walker struct{ col *collector }
+type walker struct {
+	col    *collector
+	budget int  // nodes left to visit; aliases make the walk longer than the text
+	over   bool // budget exhausted and reported
+}
+
+// maxVisits bounds the walk: a config without aliases visits fewer nodes than
+// it has bytes, so aliases may at most multiply the work by a small factor.
+func maxVisits(size int) int { return 10*size + 10000 }
 
 func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
-	for n.Kind == yaml.AliasNode {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
+	if w.budget--; w.budget < 0 {
+		if !w.over {
+			w.over = true
+			w.col.addf(path, "document contains excessive aliasing")
+		}
+		return
+	}
 	w.col.lines[path] = n.Line
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		delete(w.col.lines, path) // written as null: treated as absent, so the default applies
+		return
+	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
-	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return // absent value: the zero value / default applies
 	}
 	if reflect.PointerTo(t).Implements(scalarCheckerType) {
 		if n.Kind != yaml.ScalarNode {

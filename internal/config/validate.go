@@ -173,7 +173,9 @@ func (f Flow) validate(col *collector, p string, regions map[string]int) {
 	}
 }
 
-// validateBudgets reports negative values in a Budgets or BudgetOverride.
+// validateBudgets reports negative values in a Budgets or BudgetOverride,
+// and zero intervals (evaluate_interval, verdict_ttl) that would never tick
+// or always be expired.
 func validateBudgets(col *collector, p string, v reflect.Value) {
 	for i := range v.NumField() {
 		f := v.Field(i)
@@ -182,6 +184,11 @@ func validateBudgets(col *collector, p string, v reflect.Value) {
 				continue
 			}
 			f = f.Elem()
+		}
+		name := yamlName(v.Type().Field(i))
+		if (name == "evaluate_interval" || name == "verdict_ttl") && f.Int() <= 0 {
+			col.addf(p+"."+name, "must be positive, got %s", Duration(f.Int()))
+			continue
 		}
 		if f.Kind() == reflect.Int64 && f.Int() < 0 {
 			path := p + "." + yamlName(v.Type().Field(i))
