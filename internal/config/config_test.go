@@ -284,3 +284,16 @@ func TestIntervalsMustBePositive(t *testing.T) {
 		}
 	}
 }
+
+func TestBudgetsForDoesNotAlias(t *testing.T) {
+	src := readFile(t, "testdata/good-minimal.yaml") + "readiness:\n  defaults:\n    require_local_quorum: [payments]\n"
+	cfg, err := Parse([]byte(src), "alias.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.BudgetsFor("east")
+	b.RequireLocalQuorum[0] = "changed"
+	if got := cfg.BudgetsFor("east").RequireLocalQuorum[0]; got != "payments" {
+		t.Fatalf("a caller's change reached the config: %q", got)
+	}
+}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"slices"
 	"time"
 )
 
@@ -75,6 +76,7 @@ func (c *Config) applyDefaults() {
 // overrides on top (only the fields the override sets).
 func (c *Config) BudgetsFor(region string) Budgets {
 	b := c.Readiness.Defaults
+	b.RequireLocalQuorum = slices.Clone(b.RequireLocalQuorum) // callers must not alias the config
 	o, ok := c.Readiness.Regions[region]
 	if !ok {
 		return b
@@ -84,6 +86,9 @@ func (c *Config) BudgetsFor(region string) Budgets {
 	for i := range ov.NumField() {
 		if f := ov.Field(i); !f.IsNil() {
 			bv.FieldByName(ov.Type().Field(i).Name).Set(f.Elem())
+			if ov.Type().Field(i).Name == "RequireLocalQuorum" {
+				b.RequireLocalQuorum = slices.Clone(b.RequireLocalQuorum)
+			}
 		}
 	}
 	return b
