@@ -39,12 +39,24 @@ start_node() {
   render "$n"
   jmx=$(node_jmx "$n")
   mapfile -t opts < <(grep -v '^\s*#' "$HERE/jvm.options" | grep -v '^\s*$')
-  start_bg "$n" "$LAB_STATE/logs/$n.log" "$java" "${opts[@]}" \
+  # Close inherited descriptors above 2 first: lab.sh holds its flock on fd 9
+  # and a JVM inheriting it keeps the lock, so every later `lab.sh up` hangs.
+  ( close_fds; start_bg "$n" "$LAB_STATE/logs/$n.log" "$java" "${opts[@]}" \
     -Dcassandra.jmx.local.port="$jmx" -Dcom.sun.management.jmxremote.rmi.port="$jmx" \
     -Dcassandra.config="file://$LAB_STATE/conf/$n/cassandra.yaml" \
     -Dcassandra.storagedir="$LAB_STATE/data/$n" -Dcassandra.logdir="$LAB_STATE/logs" \
     -Dlogback.configurationFile="$LAB_STATE/conf/$n/logback.xml" \
-    -cp "$LAB_STATE/conf/$n:$CLIB/*" org.apache.cassandra.service.CassandraDaemon
+    -cp "$LAB_STATE/conf/$n:$CLIB/*" org.apache.cassandra.service.CassandraDaemon )
+}
+
+# close_fds: close every descriptor above 2 in this subshell (255, bash's own
+# script descriptor, is close-on-exec already).
+close_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    case $fd in 0|1|2|255) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
+  done
 }
 
 # wait_cql NAME: until the CQL port answers, or fail with the log tail.
