@@ -49,8 +49,11 @@ type handler struct {
 	f *Flow
 }
 
-func (h *handler) Setup(sarama.ConsumerGroupSession) error {
+func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	h.f.m.rebalnce.WithLabelValues(h.f.opts.Name).Inc()
+	if h.f.opts.ExactlyOnce {
+		return h.f.resumePositions(sess)
+	}
 	return nil
 }
 
@@ -61,6 +64,15 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	ctx := sess.Context()
 	msgs := claim.Messages()
 	batch := make([]*sarama.ConsumerMessage, 0, maxBatch)
+	var txn sarama.SyncProducer
+	if h.f.opts.ExactlyOnce {
+		p, err := h.f.txnProducer(claim.Topic(), claim.Partition())
+		if err != nil {
+			return fmt.Errorf("mirror: flow %q: transactional producer for %s/%d: %w", h.f.opts.Name, claim.Topic(), claim.Partition(), err)
+		}
+		defer p.Close()
+		txn = p
+	}
 	for {
 		batch = batch[:0]
 		select {
@@ -85,7 +97,11 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			}
 		}
 		h.f.setOldest(claim.Topic(), claim.Partition(), batch[0].Timestamp)
-		if perr := h.copyBatch(ctx, sess, batch); perr != nil {
+		if txn != nil {
+			if err := h.copyBatchTxn(ctx, sess, txn, batch); err != nil {
+				return err
+			}
+		} else if perr := h.copyBatch(ctx, sess, batch); perr != nil {
 			h.stop(claim, *perr)
 			return nil
 		}

@@ -31,6 +31,10 @@ type Options struct {
 	// DeadLetterTopic on the target gets records the target rejects
 	// permanently; empty stops the partition instead.
 	DeadLetterTopic string
+	// ExactlyOnce writes each batch, its offset syncs and the partition's
+	// source position in one target transaction per source partition, and
+	// resumes from the positions stored on the target.
+	ExactlyOnce bool
 	// GroupID of the source consumer group. Default "regionsync-mirror-<Name>".
 	GroupID string
 	// RefreshInterval between looks for new or grown topics. Default 5s.
@@ -44,14 +48,15 @@ type Options struct {
 // Flow copies selected topics from a source cluster to a target cluster.
 // New does no I/O; Run connects and copies until its context ends.
 type Flow struct {
-	opts     Options
-	log      *slog.Logger
-	m        *Metrics
-	producer sarama.SyncProducer
-	mu       sync.Mutex
-	stopped  map[string]PartitionError
-	lag      map[string]int64 // "topic/partition" → records behind
-	copied   atomic.Int64
+	opts      Options
+	log       *slog.Logger
+	m         *Metrics
+	producer  sarama.SyncProducer
+	tgtClient sarama.Client
+	mu        sync.Mutex
+	stopped   map[string]PartitionError
+	lag       map[string]int64 // "topic/partition" → records behind
+	copied    atomic.Int64
 
 	lastHeartbeat  atomic.Int64 // Unix ms of the newest acknowledged heartbeat
 	lastCheckpoint atomic.Int64 // Unix ms of the last successful checkpoint pass
@@ -153,6 +158,11 @@ func newFlow(opts Options, m *Metrics, log *slog.Logger) (*Flow, error) {
 func (f *Flow) sourceConfig() *sarama.Config {
 	c := *f.opts.Source
 	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
+	if f.opts.ExactlyOnce {
+		// Eager: Setup runs at every rebalance, so every new claim resumes
+		// from its position stored on the target.
+		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	}
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
 	c.Consumer.Offsets.AutoCommit.Enable = true
 	c.Consumer.Offsets.AutoCommit.Interval = 500 * time.Millisecond
@@ -180,6 +190,9 @@ func (f *Flow) targetConfig() *sarama.Config {
 	// MaxMessageBytes keeps sarama's default (1,000,000): it also bounds the
 	// request batches, which the broker's max.message.bytes judges.
 	c.Producer.Compression = sarama.CompressionLZ4
+	// The flow reads its own offset syncs and positions back: only what
+	// committed (exactly-once transactions can abort).
+	c.Consumer.IsolationLevel = sarama.ReadCommitted
 	return &c
 }
 

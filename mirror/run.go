@@ -22,6 +22,7 @@ func (f *Flow) Run(ctx context.Context) error {
 		return fmt.Errorf("mirror: flow %q: target %v: %w", f.opts.Name, f.opts.TargetBrokers, err)
 	}
 	defer tgt.Close()
+	f.tgtClient = tgt
 	prod, err := sarama.NewSyncProducerFromClient(tgt)
 	if err != nil {
 		return fmt.Errorf("mirror: flow %q: target producer: %w", f.opts.Name, err)
@@ -48,6 +49,11 @@ func (f *Flow) Run(ctx context.Context) error {
 	defer group.Close()
 	if err := f.ensureSyncTopic(dstAdmin); err != nil {
 		return err
+	}
+	if f.opts.ExactlyOnce {
+		if err := f.ensurePositionTopic(dstAdmin); err != nil {
+			return err
+		}
 	}
 	if err := f.loadSyncs(tgt); err != nil {
 		return fmt.Errorf("mirror: flow %q: load offset syncs: %w", f.opts.Name, err)

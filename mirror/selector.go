@@ -38,8 +38,7 @@ func NewSelector(include, exclude []string) (*Selector, error) {
 
 // Internal reports whether topic is never mirrored.
 func Internal(topic string) bool {
-	return strings.HasPrefix(topic, "__") || strings.HasSuffix(topic, ".internal") ||
-		strings.HasPrefix(topic, OffsetSyncTopicPrefix)
+	return strings.HasPrefix(topic, "__") || strings.HasSuffix(topic, ".internal") || isRegionsyncTopic(topic)
 }
 
 // Match reports whether topic is mirrored. The heartbeat topic always is.

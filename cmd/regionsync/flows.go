@@ -50,7 +50,7 @@ func newFlow(cfg *config.Config, fc config.Flow, m *mirror.Metrics, a *app) (*mi
 	return mirror.New(mirror.Options{
 		Name: fc.Name, SourceAlias: src.Name, TargetAlias: dst.Name,
 		Source: sc, Target: tc, SourceBrokers: src.Kafka.Brokers, TargetBrokers: dst.Kafka.Brokers,
-		Selector: sel, Naming: naming, DeadLetterTopic: fc.DeadLetterTopic,
+		Selector: sel, Naming: naming, DeadLetterTopic: fc.DeadLetterTopic, ExactlyOnce: fc.ExactlyOnce,
 		HeartbeatInterval: fc.HeartbeatInterval.Std(), CheckpointInterval: fc.CheckpointInterval.Std(),
 	}, m, a.log)
 }

@@ -1,0 +1,170 @@
+package mirror
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// PositionTopicPrefix starts the names of the topics where exactly-once
+// flows keep, on the target, the next source offset of every partition.
+// The position is written in the same transaction as the copied records, so
+// after a crash the flow resumes exactly where the target's committed data
+// ends, whatever the source's group offsets say.
+const PositionTopicPrefix = "regionsync.positions."
+
+// PositionTopic is the position topic of flow.
+func PositionTopic(flow string) string { return PositionTopicPrefix + flow }
+
+func positionKey(topic string, partition int32) string {
+	return topic + "/" + strconv.Itoa(int(partition))
+}
+
+// loadPositions reads the committed positions (read_committed, last value
+// per key wins).
+func (f *Flow) loadPositions(dst sarama.Client) (map[string]int64, error) {
+	topic := PositionTopic(f.opts.Name)
+	out := map[string]int64{}
+	hw, err := dst.GetOffset(topic, 0, sarama.OffsetNewest)
+	if err != nil || hw == 0 {
+		return out, err
+	}
+	cons, err := sarama.NewConsumerFromClient(dst)
+	if err != nil {
+		return nil, err
+	}
+	defer cons.Close()
+	pc, err := cons.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	if err != nil {
+		return nil, err
+	}
+	defer pc.Close()
+	for {
+		select {
+		case m := <-pc.Messages():
+			if v, n := binary.Varint(m.Value); n > 0 {
+				out[string(m.Key)] = v
+			} else {
+				f.log.Warn("mirror: skipping malformed position record", "flow", f.opts.Name, "offset", m.Offset)
+			}
+			if m.Offset >= hw-1 {
+				return out, nil
+			}
+		case err := <-pc.Errors():
+			return nil, err
+		case <-time.After(3 * time.Second):
+			// Transaction markers and aborted records end the log below hw.
+			return out, nil
+		}
+	}
+}
+
+// resumePositions moves every claim of an exactly-once session to the
+// position stored on the target.
+func (f *Flow) resumePositions(sess sarama.ConsumerGroupSession) error {
+	pos, err := f.loadPositions(f.tgtClient)
+	if err != nil {
+		return fmt.Errorf("mirror: flow %q: read positions from %q: %w", f.opts.Name, PositionTopic(f.opts.Name), err)
+	}
+	for topic, parts := range sess.Claims() {
+		for _, p := range parts {
+			if off, ok := pos[positionKey(topic, p)]; ok {
+				// sarama's MarkOffset only moves forward and ResetOffset
+				// only backward: together they set the offset exactly.
+				sess.MarkOffset(topic, p, off, "")
+				sess.ResetOffset(topic, p, off, "")
+			}
+		}
+	}
+	return nil
+}
+
+// txnProducer opens the transactional producer of one source partition. Its
+// transactional id is stable per flow and partition, so a new owner of the
+// partition fences any zombie of the old one.
+func (f *Flow) txnProducer(topic string, partition int32) (sarama.SyncProducer, error) {
+	c := f.targetConfig()
+	c.Producer.Transaction.ID = fmt.Sprintf("regionsync-%s-%s-%d", f.opts.Name, topic, partition)
+	c.Producer.Transaction.Timeout = 60 * time.Second
+	return sarama.NewSyncProducer(f.opts.TargetBrokers, c)
+}
+
+// copyBatchTxn copies batch in one target transaction together with its
+// offset syncs and the partition's new position. On failure the
+// transaction is aborted and retried; nothing of it is visible to
+// read_committed consumers. A fenced producer ends the claim.
+func (h *handler) copyBatchTxn(ctx context.Context, sess sarama.ConsumerGroupSession, prod sarama.SyncProducer, batch []*sarama.ConsumerMessage) error {
+	f := h.f
+	backoff := 100 * time.Millisecond
+	for {
+		syncs, err := f.txnOnce(prod, batch)
+		if err == nil {
+			for _, s := range syncs {
+				f.translator.Add(s)
+			}
+			h.acked(sess, batch)
+			return nil
+		}
+		f.m.errors.WithLabelValues(f.opts.Name, "transaction").Inc()
+		if prod.TxnStatus()&sarama.ProducerTxnFlagInError != 0 && prod.TxnStatus()&sarama.ProducerTxnFlagAbortableError != 0 {
+			_ = prod.AbortTxn()
+		}
+		if prod.TxnStatus()&sarama.ProducerTxnFlagFatalError != 0 || errors.Is(err, sarama.ErrProducerFenced) {
+			return fmt.Errorf("mirror: flow %q: %s/%d: transactional producer unusable (fenced by a newer owner?): %w", f.opts.Name, batch[0].Topic, batch[0].Partition, err)
+		}
+		f.log.Warn("mirror: transaction failed, retrying", "flow", f.opts.Name, "topic", batch[0].Topic, "partition", batch[0].Partition, "err", err)
+		if !sleep(ctx, backoff) {
+			return nil
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (f *Flow) txnOnce(prod sarama.SyncProducer, batch []*sarama.ConsumerMessage) ([]OffsetSync, error) {
+	if err := prod.BeginTxn(); err != nil {
+		return nil, err
+	}
+	out := make([]*sarama.ProducerMessage, 0, len(batch))
+	for i, m := range batch {
+		if !contains(provenance(m.Headers), f.opts.TargetAlias) {
+			out = append(out, f.toTarget(m, i))
+		}
+	}
+	if err := prod.SendMessages(out); err != nil {
+		return nil, err
+	}
+	msgs, syncs := f.syncMessages(batch, out, len(batch))
+	last := batch[len(batch)-1]
+	msgs = append(msgs, &sarama.ProducerMessage{
+		Topic: PositionTopic(f.opts.Name), Partition: 0,
+		Key:   sarama.StringEncoder(positionKey(last.Topic, last.Partition)),
+		Value: sarama.ByteEncoder(binary.AppendVarint(nil, last.Offset+1)),
+	})
+	if err := prod.SendMessages(msgs); err != nil {
+		return nil, err
+	}
+	return syncs, prod.CommitTxn()
+}
+
+// ensurePositionTopic creates the position topic (compacted, 1 partition).
+func (f *Flow) ensurePositionTopic(dst sarama.ClusterAdmin) error {
+	compact := "compact"
+	err := dst.CreateTopic(PositionTopic(f.opts.Name), &sarama.TopicDetail{
+		NumPartitions: 1, ReplicationFactor: -1, ConfigEntries: map[string]*string{"cleanup.policy": &compact},
+	}, false)
+	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		return fmt.Errorf("mirror: flow %q: create position topic %q: %w", f.opts.Name, PositionTopic(f.opts.Name), err)
+	}
+	return nil
+}
+
+// isRegionsyncTopic reports topics regionsync keeps for itself.
+func isRegionsyncTopic(t string) bool {
+	return strings.HasPrefix(t, OffsetSyncTopicPrefix) || strings.HasPrefix(t, PositionTopicPrefix)
+}
