@@ -38,7 +38,7 @@ func TestLabFaultEtcdMemberKill(t *testing.T) {
 	}
 	l.Start(t, "etcd-west")
 	west := l.Etcd(t, l.EtcdEndpoints[1])
-	took := Eventually(t, 30*time.Second, "etcd-west healthy again", func(ctx context.Context) bool {
+	took := Eventually(t, 60*time.Second, "etcd-west healthy again", func(ctx context.Context) bool {
 		st, err := west.Status(ctx, l.EtcdEndpoints[1])
 		return err == nil && st.Leader != 0
 	})
@@ -59,7 +59,7 @@ func TestLabFaultCassandraPause(t *testing.T) {
 			l.Resume(t, "cassandra-west")
 		}
 	}()
-	took := Eventually(t, 30*time.Second, "dc-east sees 127.0.0.2 down", func(context.Context) bool {
+	took := Eventually(t, 90*time.Second, "dc-east sees 127.0.0.2 down", func(context.Context) bool {
 		return westDown.MatchString(l.Nodetool(t, "east", "status"))
 	})
 	t.Logf("dc-east reported dc-west down %s after SIGSTOP", took.Round(time.Millisecond))
