@@ -26,14 +26,19 @@ type Heartbeat struct {
 	SentAt int64 `json:"sentAt"`
 }
 
-// heartbeats produces a heartbeat every interval until ctx ends. It creates
-// the heartbeat topic (1 partition) if the source lacks it.
-func (f *Flow) heartbeats(ctx context.Context, src sarama.Client, admin sarama.ClusterAdmin) {
+// ensureHeartbeatTopic creates the heartbeat topic (1 partition) on the
+// source if missing, before the first topic listing, so its creation does
+// not look like a new topic and restart the first session.
+func (f *Flow) ensureHeartbeatTopic(admin sarama.ClusterAdmin) {
 	err := admin.CreateTopic(HeartbeatTopic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: -1}, false)
 	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 		f.m.errors.WithLabelValues(f.opts.Name, "heartbeat").Inc()
 		f.log.Warn("mirror: cannot create heartbeat topic on source; heartbeats will fail until it exists", "flow", f.opts.Name, "topic", HeartbeatTopic, "err", err)
 	}
+}
+
+// heartbeats produces a heartbeat every interval until ctx ends.
+func (f *Flow) heartbeats(ctx context.Context, src sarama.Client) {
 	prod, err := sarama.NewSyncProducerFromClient(src)
 	if err != nil {
 		f.log.Error("mirror: heartbeat producer", "flow", f.opts.Name, "err", err)
