@@ -129,6 +129,25 @@ func (h *handler) copyBatch(ctx context.Context, sess sarama.ConsumerGroupSessio
 		if single {
 			n = 1
 		}
+		// Never send past a record that cannot fit: the broker could accept
+		// what follows it and the target would hold a hole.
+		if k := f.oversized(pending[:n]); k == 0 {
+			done, perr := h.rejected(pending[0], sizeError{})
+			if done == 1 {
+				h.acked(sess, pending[:1])
+				pending = pending[1:]
+				continue
+			}
+			if perr != nil {
+				return perr
+			}
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			continue
+		} else if k > 0 {
+			n = k
+		}
 		out := make([]*sarama.ProducerMessage, 0, n)
 		for i, m := range pending[:n] {
 			if contains(provenance(m.Headers), f.opts.TargetAlias) {
@@ -206,16 +225,25 @@ func (h *handler) failed(pending []*sarama.ConsumerMessage, err error, isolated 
 	if !isolated {
 		return first, &PartitionError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: firstErr, Since: time.Now()}
 	}
+	done, perr := h.rejected(m, firstErr)
+	return first + done, perr
+}
+
+// rejected handles one record the target will never accept: it goes to the
+// dead-letter topic (done = 1) or its partition stops (a PartitionError). A
+// failed dead-letter write returns done = 0 and no error: retry later.
+func (h *handler) rejected(m *sarama.ConsumerMessage, cause error) (int, *PartitionError) {
+	f := h.f
 	f.m.errors.WithLabelValues(f.opts.Name, "produce_permanent").Inc()
 	if f.opts.DeadLetterTopic != "" {
-		derr := f.deadLetter(m, firstErr)
+		derr := f.deadLetter(m, cause)
 		if derr == nil {
-			return first + 1, nil
+			return 1, nil
 		}
 		f.log.Error("mirror: dead-letter write failed, retrying", "flow", f.opts.Name, "topic", m.Topic, "offset", m.Offset, "err", derr)
-		return first, nil
+		return 0, nil
 	}
-	return first, &PartitionError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: firstErr, Since: time.Now()}
+	return 0, &PartitionError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: cause, Since: time.Now()}
 }
 
 // acked marks the offset after the last record of done and counts them.
@@ -255,3 +283,13 @@ func (h *handler) stop(claim sarama.ConsumerGroupClaim, perr PartitionError) {
 	f.clearStopped(perr.Topic, perr.Partition)
 	f.m.stopped.WithLabelValues(f.opts.Name, perr.Topic, part).Set(0)
 }
+
+// sizeError stands for a record found too large for its remote topic
+// before it was sent.
+type sizeError struct{}
+
+func (sizeError) Error() string {
+	return "record too large for the target topic's max.message.bytes (checked before sending)"
+}
+
+func (sizeError) Unwrap() error { return sarama.ErrMessageSizeTooLarge }

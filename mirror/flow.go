@@ -56,6 +56,7 @@ type Flow struct {
 	mu        sync.Mutex
 	stopped   map[string]PartitionError
 	lag       map[string]int64 // "topic/partition" → records behind
+	maxBytes  map[string]int   // remote topic → effective max.message.bytes
 	copied    atomic.Int64
 
 	lastHeartbeat  atomic.Int64 // Unix ms of the newest acknowledged heartbeat
@@ -148,7 +149,7 @@ func newFlow(opts Options, m *Metrics, log *slog.Logger) (*Flow, error) {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = time.Second
 	}
-	f := &Flow{opts: opts, log: log, m: m, translator: NewTranslator(), stopped: map[string]PartitionError{}, lag: map[string]int64{}, oldest: map[string]time.Time{}}
+	f := &Flow{opts: opts, log: log, m: m, translator: NewTranslator(), stopped: map[string]PartitionError{}, lag: map[string]int64{}, maxBytes: map[string]int{}, oldest: map[string]time.Time{}}
 	m.add(f)
 	return f, nil
 }

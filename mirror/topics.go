@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/IBM/sarama"
 )
@@ -80,6 +81,7 @@ func (f *Flow) syncTopic(src, dst sarama.ClusterAdmin, topic string, parts int32
 			return fmt.Errorf("%s: create on target with %d partitions: %w", where, parts, err)
 		}
 		f.log.Info("mirror: created remote topic", "flow", f.opts.Name, "topic", remote, "partitions", parts)
+		f.learnMaxBytes(dst, remote)
 		return nil
 	}
 	if d.NumPartitions < parts {
@@ -88,15 +90,25 @@ func (f *Flow) syncTopic(src, dst sarama.ClusterAdmin, topic string, parts int32
 		}
 		f.log.Info("mirror: grew remote topic", "flow", f.opts.Name, "topic", remote, "from", d.NumPartitions, "to", parts)
 	}
+	f.learnMaxBytes(dst, remote)
 	have, err := topicConfigs(dst, remote)
 	if err != nil {
 		return fmt.Errorf("%s: describe target configs: %w", where, err)
 	}
-	if !sameConfigs(configs, have) {
-		if err := dst.AlterConfig(sarama.TopicResource, remote, configs, false); err != nil {
+	// Set the source's overrides that differ; overrides set only on the
+	// target (an operator's choice there) are left alone.
+	set := map[string]sarama.IncrementalAlterConfigsEntry{}
+	for k, v := range configs {
+		if w, ok := have[k]; !ok || *w != *v {
+			set[k] = sarama.IncrementalAlterConfigsEntry{Operation: sarama.IncrementalAlterConfigsOperationSet, Value: v}
+		}
+	}
+	if len(set) > 0 {
+		if err := dst.IncrementalAlterConfig(sarama.TopicResource, remote, set, false); err != nil {
 			return fmt.Errorf("%s: sync configs: %w", where, err)
 		}
-		f.log.Info("mirror: synced remote topic configs", "flow", f.opts.Name, "topic", remote)
+		f.log.Info("mirror: synced remote topic configs", "flow", f.opts.Name, "topic", remote, "configs", len(set))
+		f.learnMaxBytes(dst, remote)
 	}
 	return nil
 }
@@ -129,15 +141,50 @@ func addSynced(out map[string]*string, entries []sarama.ConfigEntry) {
 	}
 }
 
-func sameConfigs(a, b map[string]*string) bool {
-	if len(a) != len(b) {
-		return false
+// learnMaxBytes records the effective max.message.bytes of a remote topic
+// (override or broker default), so records that cannot fit are rejected
+// before anything after them is sent (see copyBatch).
+func (f *Flow) learnMaxBytes(dst sarama.ClusterAdmin, remote string) {
+	res, err := dst.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: remote}}, sarama.DescribeConfigsOptions{})
+	if err != nil {
+		return
 	}
-	for k, v := range a {
-		w, ok := b[k]
-		if !ok || *v != *w {
-			return false
+	for _, r := range res {
+		for _, e := range r.Configs {
+			if e.Name == "max.message.bytes" {
+				if v, err := strconv.Atoi(e.Value); err == nil {
+					f.mu.Lock()
+					f.maxBytes[remote] = v
+					f.mu.Unlock()
+				}
+			}
 		}
 	}
-	return true
+}
+
+// recordOverhead over-estimates a record's framing in a batch of one.
+const recordOverhead = 128
+
+// oversized returns the index of the first record of batch that cannot fit
+// in its remote topic, or -1.
+func (f *Flow) oversized(batch []*sarama.ConsumerMessage) int {
+	if len(batch) == 0 {
+		return -1
+	}
+	f.mu.Lock()
+	limit := f.maxBytes[f.opts.Naming.Remote(f.opts.SourceAlias, batch[0].Topic)]
+	f.mu.Unlock()
+	if limit <= 0 {
+		return -1
+	}
+	for i, m := range batch {
+		n := len(m.Key) + len(m.Value) + recordOverhead + len(ProvenanceHeader) + 64
+		for _, h := range m.Headers {
+			n += len(h.Key) + len(h.Value) + 8
+		}
+		if n > limit {
+			return i
+		}
+	}
+	return -1
 }

@@ -3,6 +3,7 @@ package mirrortest
 import (
 	"context"
 	crand "crypto/rand"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,18 @@ func PermanentReject(t *testing.T, env Env, dlq string) {
 		}
 	}
 	_ = p.Close()
+	// The limit is the remote topic's own (a target-only override the flow
+	// keeps), as well as the broker's where the environment sets one.
+	limit := strconv.Itoa(env.WestMaxBytes)
+	admin, err := sarama.NewClusterAdmin(env.West, Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.CreateTopic("east."+topic, &sarama.TopicDetail{NumPartitions: 2, ReplicationFactor: 1,
+		ConfigEntries: map[string]*string{"max.message.bytes": &limit}}, false); err != nil {
+		t.Fatal(err)
+	}
+	_ = admin.Close()
 	flow, _ := StartStoppableFlow(t, env, "reject", "east", "west", env.East, env.West, "prefix", topic,
 		func(o *mirror.Options) { o.DeadLetterTopic = dlq })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
