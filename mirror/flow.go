@@ -169,6 +169,10 @@ func (f *Flow) sourceConfig() *sarama.Config {
 	c.Consumer.Offsets.AutoCommit.Interval = 500 * time.Millisecond
 	c.Consumer.IsolationLevel = sarama.ReadCommitted
 	c.Consumer.Return.Errors = true
+	// The same client writes heartbeats with a SyncProducer.
+	c.Producer.Return.Successes = true
+	c.Producer.Return.Errors = true
+	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Consumer.Fetch.Default = 4 << 20
 	c.ChannelBufferSize = 4096
 	return &c

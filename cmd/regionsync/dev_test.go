@@ -123,7 +123,8 @@ func TestDevBinary(t *testing.T) {
 	}
 	waitOutput(t, &stdout, regexp.MustCompile(`east: .*kafka=up`), 10*time.Second)
 	// The east-to-west flow copies the synthetic traffic.
-	waitMetric(t, m[1], 20*time.Second, `regionsync_mirror_records_total{flow="east-to-west",partition="0",topic="orders"}`)
+	waitMetric(t, m[1], 20*time.Second, `regionsync_mirror_records_total{flow="east-to-west",partition="0",topic="orders"}`,
+		`regionsync_mirror_heartbeat_age_seconds{flow="east-to-west"}`, `regionsync_mirror_checkpoint_age_seconds{flow="east-to-west"}`)
 	waitOutput(t, &stdout, regexp.MustCompile(`west: .*mirror\[east-to-west\] copied=[1-9]`), 10*time.Second)
 	http.DefaultClient.CloseIdleConnections()
 
