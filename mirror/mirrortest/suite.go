@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regionsync/regionsync/mirror"
@@ -61,7 +62,7 @@ func StartStoppableFlow(t testing.TB, env Env, name, srcAlias, dstAlias string, 
 	}
 	o := mirror.Options{
 		Name: name, SourceAlias: srcAlias, TargetAlias: dstAlias,
-		Source: Config(), Target: Config(), SourceBrokers: src, TargetBrokers: dst,
+		Source: plainConfig(), Target: plainConfig(), SourceBrokers: src, TargetBrokers: dst,
 		Selector: sel, Naming: nm, RefreshInterval: time.Second,
 	}
 	for _, opt := range opts {
@@ -157,4 +158,12 @@ func HeartbeatsShowStall(t *testing.T, env Env) {
 	if grown := f.HeartbeatAge() - before; grown < 2*time.Second {
 		t.Fatalf("heartbeat age grew %s in 3s after the flow stopped, want ≥ 2s", grown)
 	}
+}
+
+// plainConfig is what a flow gets in production (internal/clients.Kafka):
+// sarama's defaults plus TLS/SASL; the flow must set everything else it needs.
+func plainConfig() *sarama.Config {
+	c := sarama.NewConfig()
+	c.Version = sarama.V3_6_0_0
+	return c
 }
