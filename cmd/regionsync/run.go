@@ -29,19 +29,18 @@ authentication settings, probes them every 2 s, and serves /metrics,
 stops it gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("log-format") || !cmd.Flags().Changed("log-level") {
-				// Config settings apply unless the flags were given.
-				cfg, err := config.Load(o.configPath)
-				if err == nil {
-					if !cmd.Flags().Changed("log-format") {
-						g.logFormat = cfg.Server.LogFormat
-					}
-					if !cmd.Flags().Changed("log-level") {
-						g.logLevel = cfg.Server.LogLevel
-					}
-				}
+			cfg, err := config.Load(o.configPath)
+			if err != nil {
+				return err
 			}
-			return runWorker(cmd.Context(), cmd.ErrOrStderr(), g, o)
+			// Config settings apply unless the flags were given.
+			if !cmd.Flags().Changed("log-format") {
+				g.logFormat = cfg.Server.LogFormat
+			}
+			if !cmd.Flags().Changed("log-level") {
+				g.logLevel = cfg.Server.LogLevel
+			}
+			return runWorker(cmd.Context(), cmd.ErrOrStderr(), g, o, cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -53,11 +52,7 @@ stops it gracefully.`,
 	return cmd
 }
 
-func runWorker(ctx context.Context, stderr io.Writer, g *globalFlags, o *runOptions) error {
-	cfg, err := config.Load(o.configPath)
-	if err != nil {
-		return err
-	}
+func runWorker(ctx context.Context, stderr io.Writer, g *globalFlags, o *runOptions, cfg *config.Config) error {
 	region, ok := cfg.Region(o.region)
 	if !ok {
 		return fmt.Errorf("--region %q: not in %s (regions: %v)", o.region, o.configPath, regionNames(cfg))

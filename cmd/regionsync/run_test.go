@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regionsync/regionsync/internal/config"
 	"github.com/regionsync/regionsync/internal/devstack/devstacktest"
 )
 
@@ -40,7 +41,11 @@ server:
 	g := &globalFlags{logFormat: "json", logLevel: "info"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runWorker(ctx, &logs, g, &runOptions{configPath: cfgPath, region: "west"}) }()
+	loaded, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- runWorker(ctx, &logs, g, &runOptions{configPath: cfgPath, region: "west"}, loaded) }()
 	// The listen address is port 0; find it in the log.
 	m := waitOutput(t, &logs, httpListening, 20*time.Second)
 	url := "http://" + m[1] + "/readyz"
