@@ -11,10 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // Options configure a Stack.
@@ -105,13 +104,11 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		closers = append(closers, func() { closeKafka(k) })
+		closers = append(closers, k.Close)
 		ep.Kafka[r] = k.ListenAddrs()
 	}
-	names := append(append([]string{}, s.opts.Regions...), "witness")
-	if len(names) > 3 {
-		names = append(names[:2:2], "witness")
-	}
+	// Three etcd members: the first two regions and a witness.
+	names := append(slices.Clone(s.opts.Regions[:min(2, len(s.opts.Regions))]), "witness")
 	e, err := startEtcd(dir, names, s.opts.StartTimeout)
 	if err != nil {
 		return err
@@ -151,5 +148,3 @@ func firstErr(c *etcdCluster) <-chan error {
 	}
 	return out
 }
-
-func closeKafka(k *kfake.Cluster) { k.Close() }
