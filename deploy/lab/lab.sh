@@ -19,16 +19,19 @@ ENV_FILE=$LAB_STATE/lab.env
 ETCD_NAMES=(etcd-east etcd-west etcd-witness)
 NATS_NAMES=(nats)
 ALL=(etcd-east etcd-west etcd-witness nats proxy kafka-east kafka-west cassandra-east cassandra-west mm2)
-etcd_client_port() { case $1 in etcd-east) echo 12379 ;; etcd-west) echo 22379 ;; etcd-witness) echo 32379 ;; esac; }
-etcd_peer_port()   { case $1 in etcd-east) echo 12380 ;; etcd-west) echo 22380 ;; etcd-witness) echo 32380 ;; esac; }
+etcd_client_port() { case $1 in etcd-east) echo 12379 ;; etcd-west) echo 22379 ;; etcd-witness) echo 31379 ;; esac; }
+etcd_peer_port()   { case $1 in etcd-east) echo 12380 ;; etcd-west) echo 22380 ;; etcd-witness) echo 31380 ;; esac; }
 nats_port()        { echo 14222; }
+# Every lab port is below 32768: Linux hands out local ports for outgoing
+# connections from 32768-60999, so a listener there can find its port taken
+# (a CI run failed on 34222 that way).
 # toxiproxy listeners for west's servers as east's clients see them
 #   name            listen            upstream
-#   kafka-west      127.0.0.1:39092   127.0.0.1:29092
-#   cassandra-west  127.0.0.1:39042   127.0.0.2:9042
-#   etcd-west       127.0.0.1:39379   127.0.0.1:22379
-#   nats-west       127.0.0.1:34222   127.0.0.1:14222 (the one NATS server, seen across the link)
-PROXIES="kafka-west=127.0.0.1:39092>127.0.0.1:29092,cassandra-west=127.0.0.1:39042>127.0.0.2:9042,etcd-west=127.0.0.1:39379>127.0.0.1:22379,nats-west=127.0.0.1:34222>127.0.0.1:14222"
+#   kafka-west      127.0.0.1:30092   127.0.0.1:29092
+#   cassandra-west  127.0.0.1:30042   127.0.0.2:9042
+#   etcd-west       127.0.0.1:30379   127.0.0.1:22379
+#   nats-west       127.0.0.1:30222   127.0.0.1:14222 (the one NATS server, seen across the link)
+PROXIES="kafka-west=127.0.0.1:30092>127.0.0.1:29092,cassandra-west=127.0.0.1:30042>127.0.0.2:9042,etcd-west=127.0.0.1:30379>127.0.0.1:22379,nats-west=127.0.0.1:30222>127.0.0.1:14222"
 
 ensure_java() {
   if ! lab_java_home >/dev/null; then
@@ -103,13 +106,13 @@ export KAFKA_EAST=127.0.0.1:19092
 export KAFKA_WEST=127.0.0.1:29092
 export CASSANDRA_EAST=127.0.0.1:9042
 export CASSANDRA_WEST=127.0.0.2:9042
-export ETCD_ENDPOINTS=http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379
+export ETCD_ENDPOINTS=http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:31379
 export NATS_URL=nats://127.0.0.1:14222
 export TOXIPROXY_URL=http://127.0.0.1:18474
-export PROXY_KAFKA_WEST=127.0.0.1:39092
-export PROXY_CASSANDRA_WEST=127.0.0.1:39042
-export PROXY_ETCD_WEST=http://127.0.0.1:39379
-export PROXY_NATS_WEST=nats://127.0.0.1:34222
+export PROXY_KAFKA_WEST=127.0.0.1:30092
+export PROXY_CASSANDRA_WEST=127.0.0.1:30042
+export PROXY_ETCD_WEST=http://127.0.0.1:30379
+export PROXY_NATS_WEST=nats://127.0.0.1:30222
 export LAB_JAVA_HOME=$(lab_java_home)
 export LAB_LIB=$LAB_LIB
 export LAB_STATE=$LAB_STATE

@@ -17,7 +17,7 @@ import (
 
 func main() {
 	api := flag.String("api", "127.0.0.1:18474", "host:port of the toxiproxy HTTP API")
-	proxies := flag.String("proxies", "", "name=listen>upstream,... e.g. kafka-west=127.0.0.1:39092>127.0.0.1:29092")
+	proxies := flag.String("proxies", "", "name=listen>upstream,... e.g. kafka-west=127.0.0.1:30092>127.0.0.1:29092")
 	flag.Parse()
 	logger := zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), logger)
