@@ -10,27 +10,10 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// writeSyncs writes the offset syncs of the records of out (copies of
-// pending, indexed by Metadata) that lie in the acknowledged prefix
-// pending[:done], and adds them to the translator. It returns only after the
-// target acknowledged them.
-func (f *Flow) writeSyncs(pending []*sarama.ConsumerMessage, out []*sarama.ProducerMessage, done int) error {
-	msgs, syncs := f.syncMessages(pending, out, done)
-	if len(msgs) == 0 {
-		return nil
-	}
-	if err := f.producer.SendMessages(msgs); err != nil {
-		return err
-	}
-	for _, s := range syncs {
-		f.translator.Add(s)
-	}
-	return nil
-}
-
-// syncMessages builds the offset-sync records for the acknowledged copies in
-// out (whose Offset sarama filled in) of pending[:done].
-func (f *Flow) syncMessages(pending []*sarama.ConsumerMessage, out []*sarama.ProducerMessage, done int) ([]*sarama.ProducerMessage, []OffsetSync) {
+// acknowledgedSyncs returns the offset syncs of the records of out (copies
+// of pending, indexed by Metadata, with the offsets sarama filled in) that
+// lie in the acknowledged prefix pending[:done].
+func acknowledgedSyncs(pending []*sarama.ConsumerMessage, out []*sarama.ProducerMessage, done int) []OffsetSync {
 	var up, down []int64
 	for _, pm := range out {
 		i := pm.Metadata.(int)
@@ -41,15 +24,19 @@ func (f *Flow) syncMessages(pending []*sarama.ConsumerMessage, out []*sarama.Pro
 		down = append(down, pm.Offset)
 	}
 	if len(up) == 0 {
-		return nil, nil
+		return nil
 	}
-	syncs := runs(pending[0].Topic, pending[0].Partition, up, down)
+	return runs(pending[0].Topic, pending[0].Partition, up, down)
+}
+
+// syncRecords builds the offset-sync topic's records for syncs.
+func (f *Flow) syncRecords(syncs []OffsetSync) []*sarama.ProducerMessage {
 	msgs := make([]*sarama.ProducerMessage, len(syncs))
 	for i, s := range syncs {
 		v, _ := s.MarshalBinary()
 		msgs[i] = &sarama.ProducerMessage{Topic: OffsetSyncTopic(f.opts.Name), Partition: 0, Key: sarama.ByteEncoder(s.Key()), Value: sarama.ByteEncoder(v)}
 	}
-	return msgs, syncs
+	return msgs
 }
 
 // ensureSyncTopic creates the flow's offset-sync topic on the target

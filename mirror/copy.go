@@ -47,31 +47,56 @@ func permanent(err error) bool {
 // crash at any point re-copies (at-least-once) and never skips.
 type handler struct {
 	f *Flow
+	// txns holds, in exactly-once mode, the transactional producer of every
+	// claimed partition; Setup opens them and Cleanup closes them.
+	txns map[string]sarama.SyncProducer
 }
 
+// Setup starts a session. In exactly-once mode it first opens the
+// transactional producer of every claimed partition, which fences any
+// zombie owner and aborts its open transaction, and only then reads the
+// positions those transactions could have hidden.
 func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	h.f.m.rebalnce.WithLabelValues(h.f.opts.Name).Inc()
-	if h.f.opts.ExactlyOnce {
-		return h.f.resumePositions(sess)
+	if !h.f.opts.ExactlyOnce {
+		return nil
+	}
+	h.txns = map[string]sarama.SyncProducer{}
+	for topic, parts := range sess.Claims() {
+		for _, p := range parts {
+			prod, err := h.f.txnProducer(topic, p)
+			if err != nil {
+				return fmt.Errorf("mirror: flow %q: transactional producer for %s/%d: %w", h.f.opts.Name, topic, p, err)
+			}
+			h.txns[positionKey(topic, p)] = prod
+		}
+	}
+	return h.f.resumePositions(sess)
+}
+
+// Cleanup closes the session's transactional producers.
+func (h *handler) Cleanup(sarama.ConsumerGroupSession) error {
+	for k, p := range h.txns {
+		_ = p.Close()
+		delete(h.txns, k)
 	}
 	return nil
 }
-
-func (h *handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 // ConsumeClaim copies one partition in batches until the claim ends.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	ctx := sess.Context()
 	msgs := claim.Messages()
 	batch := make([]*sarama.ConsumerMessage, 0, maxBatch)
-	var txn sarama.SyncProducer
-	if h.f.opts.ExactlyOnce {
-		p, err := h.f.txnProducer(claim.Topic(), claim.Partition())
-		if err != nil {
-			return fmt.Errorf("mirror: flow %q: transactional producer for %s/%d: %w", h.f.opts.Name, claim.Topic(), claim.Partition(), err)
-		}
-		defer p.Close()
-		txn = p
+	// Setup filled txns before any ConsumeClaim starts; read-only here.
+	txn := h.txns[positionKey(claim.Topic(), claim.Partition())]
+	if h.f.opts.ExactlyOnce && txn == nil {
+		return fmt.Errorf("mirror: flow %q: no transactional producer for %s/%d", h.f.opts.Name, claim.Topic(), claim.Partition())
+	}
+	var acks *ackQueue
+	if txn == nil {
+		acks = h.startAcks(sess)
+		defer acks.close()
 	}
 	for {
 		batch = batch[:0]
@@ -97,11 +122,16 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			}
 		}
 		h.f.setOldest(claim.Topic(), claim.Partition(), batch[0].Timestamp)
+		read := h.f.m.readLatency.WithLabelValues(h.f.opts.Name)
+		now := time.Now()
+		for _, m := range batch {
+			read.Observe(now.Sub(m.Timestamp).Seconds())
+		}
 		if txn != nil {
 			if err := h.copyBatchTxn(ctx, sess, txn, batch); err != nil {
 				return err
 			}
-		} else if perr := h.copyBatch(ctx, sess, batch); perr != nil {
+		} else if perr := h.copyBatch(ctx, acks, batch); perr != nil {
 			h.stop(claim, *perr)
 			return nil
 		}
@@ -113,10 +143,11 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 }
 
 // copyBatch produces batch to the target, retrying transient failures until
-// the session ends, and marks the offset after each acknowledged prefix. It
+// the session ends, and hands each acknowledged prefix to acks, which writes
+// its offset syncs and then marks its offsets. It
 // returns a PartitionError when a record is rejected permanently and no
 // dead-letter topic is configured.
-func (h *handler) copyBatch(ctx context.Context, sess sarama.ConsumerGroupSession, batch []*sarama.ConsumerMessage) *PartitionError {
+func (h *handler) copyBatch(ctx context.Context, acks *ackQueue, batch []*sarama.ConsumerMessage) *PartitionError {
 	f := h.f
 	pending := batch
 	backoff := 100 * time.Millisecond
@@ -134,7 +165,9 @@ func (h *handler) copyBatch(ctx context.Context, sess sarama.ConsumerGroupSessio
 		if k := f.oversized(pending[:n]); k == 0 {
 			done, perr := h.rejected(pending[0], sizeError{})
 			if done == 1 {
-				h.acked(sess, pending[:1])
+				if !acks.push(ctx, pending[:1], nil) {
+					return nil
+				}
 				pending = pending[1:]
 				continue
 			}
@@ -156,7 +189,7 @@ func (h *handler) copyBatch(ctx context.Context, sess sarama.ConsumerGroupSessio
 			}
 			out = append(out, f.toTarget(m, i))
 		}
-		err := f.producer.SendMessages(out)
+		err := f.copier(pending[0].Partition).SendMessages(out)
 		done := n // records of pending that are acknowledged, as a prefix
 		var perr *PartitionError
 		if err != nil {
@@ -167,15 +200,9 @@ func (h *handler) copyBatch(ctx context.Context, sess sarama.ConsumerGroupSessio
 			}
 		}
 		if done > 0 {
-			if serr := f.writeSyncs(pending, out, done); serr != nil {
-				// Without the sync the source offset must not move: re-copy.
-				f.m.errors.WithLabelValues(f.opts.Name, "offset_sync").Inc()
-				f.log.Warn("mirror: offset-sync write failed, re-copying the batch", "flow", f.opts.Name, "topic", pending[0].Topic, "partition", pending[0].Partition, "err", serr)
-				done, perr = 0, nil
+			if !acks.push(ctx, pending[:done], acknowledgedSyncs(pending, out, done)) {
+				return nil
 			}
-		}
-		if done > 0 {
-			h.acked(sess, pending[:done])
 			pending = pending[done:]
 			backoff = 100 * time.Millisecond
 		}

@@ -27,13 +27,20 @@ func positionKey(topic string, partition int32) string {
 }
 
 // loadPositions reads the committed positions (read_committed, last value
-// per key wins).
+// per key wins). A read_committed reader stops at the last stable offset,
+// so a transaction still open would hide every position written after it:
+// loadPositions first waits until the transactions open when it started
+// have ended (the last stable offset reaches the high-water mark), for at
+// most the transaction timeout plus 10 s.
 func (f *Flow) loadPositions(dst sarama.Client) (map[string]int64, error) {
 	topic := PositionTopic(f.opts.Name)
 	out := map[string]int64{}
 	hw, err := dst.GetOffset(topic, 0, sarama.OffsetNewest)
 	if err != nil || hw == 0 {
 		return out, err
+	}
+	if err := waitStable(dst, topic, 0, hw, txnTimeout+10*time.Second); err != nil {
+		return nil, err
 	}
 	cons, err := sarama.NewConsumerFromClient(dst)
 	if err != nil {
@@ -85,13 +92,61 @@ func (f *Flow) resumePositions(sess sarama.ConsumerGroupSession) error {
 	return nil
 }
 
+// txnTimeout bounds how long a transaction may stay open before the
+// broker aborts it (a crashed owner's transaction ends then at the latest).
+const txnTimeout = 60 * time.Second
+
+// waitStable waits until the last stable offset of topic/partition reaches
+// hw, i.e. no transaction that was open at hw is still undecided.
+func waitStable(c sarama.Client, topic string, partition int32, hw int64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		lso, err := lastStableOffset(c, topic, partition)
+		if err == nil && lso >= hw {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s/%d: last stable offset %d still below %d after %s (a transaction stays open; err %v)", topic, partition, lso, hw, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lastStableOffset asks the partition leader for the read_committed end of
+// the log (sarama's Client.GetOffset asks read_uncommitted).
+func lastStableOffset(c sarama.Client, topic string, partition int32) (int64, error) {
+	b, err := c.Leader(topic, partition)
+	if err != nil {
+		return -1, err
+	}
+	req := sarama.NewOffsetRequest(c.Config().Version)
+	req.IsolationLevel = sarama.ReadCommitted
+	req.AddBlock(topic, partition, sarama.OffsetNewest, 1)
+	resp, err := b.GetAvailableOffsets(req)
+	if err != nil {
+		return -1, err
+	}
+	blk := resp.GetBlock(topic, partition)
+	switch {
+	case blk == nil:
+		return -1, sarama.ErrIncompleteResponse
+	case !errors.Is(blk.Err, sarama.ErrNoError):
+		return -1, blk.Err
+	case blk.Offset >= 0:
+		return blk.Offset, nil
+	case len(blk.Offsets) == 1:
+		return blk.Offsets[0], nil
+	}
+	return -1, sarama.ErrIncompleteResponse
+}
+
 // txnProducer opens the transactional producer of one source partition. Its
 // transactional id is stable per flow and partition, so a new owner of the
 // partition fences any zombie of the old one.
 func (f *Flow) txnProducer(topic string, partition int32) (sarama.SyncProducer, error) {
 	c := f.targetConfig()
 	c.Producer.Transaction.ID = fmt.Sprintf("regionsync-%s-%s-%d", f.opts.Name, topic, partition)
-	c.Producer.Transaction.Timeout = 60 * time.Second
+	c.Producer.Transaction.Timeout = txnTimeout
 	return sarama.NewSyncProducer(f.opts.TargetBrokers, c)
 }
 
@@ -139,7 +194,8 @@ func (f *Flow) txnOnce(prod sarama.SyncProducer, batch []*sarama.ConsumerMessage
 	if err := prod.SendMessages(out); err != nil {
 		return nil, err
 	}
-	msgs, syncs := f.syncMessages(batch, out, len(batch))
+	syncs := acknowledgedSyncs(batch, out, len(batch))
+	msgs := f.syncRecords(syncs)
 	last := batch[len(batch)-1]
 	msgs = append(msgs, &sarama.ProducerMessage{
 		Topic: PositionTopic(f.opts.Name), Partition: 0,

@@ -13,6 +13,7 @@ type Metrics struct {
 	bytes       *prometheus.CounterVec
 	skipped     *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
+	readLatency *prometheus.HistogramVec
 	lag         *prometheus.GaugeVec
 	errors      *prometheus.CounterVec
 	stopped     *prometheus.GaugeVec
@@ -81,6 +82,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "regionsync_mirror_replication_latency_seconds", Help: "Source record timestamp to target acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"flow"}),
+		readLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "regionsync_mirror_read_latency_seconds", Help: "Source record timestamp to the flow reading it (the source half of the replication latency).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"flow"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "regionsync_mirror_lag_records", Help: "Source high-water mark minus the next offset to be acknowledged.",
 		}, tp),
@@ -104,6 +109,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "regionsync_mirror_checkpointed_offsets_total", Help: "Consumer-group partition offsets translated and committed on the target.",
 	}, []string{"flow"})
 	reg.MustRegister(m.checkpoints)
-	reg.MustRegister(m.records, m.bytes, m.skipped, m.latency, m.lag, m.errors, m.stopped, m.dead, m.topics, m.rebalnce, m)
+	reg.MustRegister(m.records, m.bytes, m.skipped, m.latency, m.readLatency, m.lag, m.errors, m.stopped, m.dead, m.topics, m.rebalnce, m)
 	return m
 }

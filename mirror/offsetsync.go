@@ -99,22 +99,71 @@ func NewTranslator() *Translator { return &Translator{runs: map[string][]OffsetS
 
 func tpKey(topic string, partition int32) string { return fmt.Sprintf("%s/%d", topic, partition) }
 
-// Add records a sync (duplicates, as after a re-copy, are harmless: the
-// newest run for an upstream offset wins).
+// Add records a sync. Where it overlaps runs already known (a re-copy
+// after a crash writes the same upstream offsets again, at new downstream
+// offsets) the newer sync wins for the offsets it covers. Runs contiguous on
+// both sides are merged, so memory grows with the gaps in a partition, not
+// with the number of batches copied.
 func (t *Translator) Add(s OffsetSync) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	k := tpKey(s.Topic, s.Partition)
-	rs := t.runs[k]
-	i := sort.Search(len(rs), func(i int) bool { return rs[i].Upstream >= s.Upstream })
-	if i < len(rs) && rs[i].Upstream == s.Upstream {
-		rs[i] = s
-	} else {
-		rs = append(rs, OffsetSync{})
-		copy(rs[i+1:], rs[i:])
-		rs[i] = s
+	old := t.runs[k]
+	end := s.Upstream + s.Count
+	// Fast path: s extends the last run.
+	if n := len(old); n > 0 {
+		last := &old[n-1]
+		if last.Upstream+last.Count == s.Upstream && last.Downstream+last.Count == s.Downstream {
+			last.Count += s.Count
+			return
+		}
+		if last.Upstream+last.Count <= s.Upstream {
+			t.runs[k] = append(old, s)
+			return
+		}
 	}
-	t.runs[k] = rs
+	rs := make([]OffsetSync, 0, len(old)+2)
+	for _, r := range old {
+		rEnd := r.Upstream + r.Count
+		if rEnd <= s.Upstream || r.Upstream >= end {
+			rs = append(rs, r)
+			continue
+		}
+		if r.Upstream < s.Upstream { // the part before s
+			head := r
+			head.Count = s.Upstream - r.Upstream
+			rs = append(rs, head)
+		}
+		if rEnd > end { // the part after s
+			tail := r
+			tail.Upstream, tail.Downstream, tail.Count = end, r.Downstream+(end-r.Upstream), rEnd-end
+			rs = append(rs, tail)
+		}
+	}
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].Upstream >= s.Upstream })
+	rs = append(rs, OffsetSync{})
+	copy(rs[i+1:], rs[i:])
+	rs[i] = s
+	// Merge s with its neighbours where contiguous on both sides.
+	merged := rs[:0]
+	for _, r := range rs {
+		if n := len(merged); n > 0 {
+			p := &merged[n-1]
+			if p.Upstream+p.Count == r.Upstream && p.Downstream+p.Count == r.Downstream {
+				p.Count += r.Count
+				continue
+			}
+		}
+		merged = append(merged, r)
+	}
+	t.runs[k] = merged
+}
+
+// Runs returns how many runs the translator holds for a partition.
+func (t *Translator) Runs(topic string, partition int32) int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.runs[tpKey(topic, partition)])
 }
 
 // Translate returns the target offset a consumer should resume from when

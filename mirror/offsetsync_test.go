@@ -48,3 +48,36 @@ func TestRunsAndTranslate(t *testing.T) {
 		t.Error("unknown partition translated")
 	}
 }
+
+// Contiguous batches merge into one run; a re-copy after a crash (the same
+// upstream offsets at new downstream offsets) wins for what it covers.
+func TestTranslatorMergesAndOverrides(t *testing.T) {
+	tr := NewTranslator()
+	for b := range int64(100) { // 100 batches of 10, contiguous on both sides
+		tr.Add(OffsetSync{Topic: "t", Upstream: b * 10, Downstream: 1000 + b*10, Count: 10})
+	}
+	if n := tr.Runs("t", 0); n != 1 {
+		t.Fatalf("%d runs after 100 contiguous batches, want 1", n)
+	}
+	// Crash: upstream 500..519 copied again at downstream 2000..2019.
+	tr.Add(OffsetSync{Topic: "t", Upstream: 500, Downstream: 2000, Count: 20})
+	for _, c := range []struct{ committed, want int64 }{
+		{0, 1000}, {499, 1499}, {500, 2000}, {519, 2019}, {520, 1520}, {999, 1999},
+	} {
+		if got, ok := tr.Translate("t", 0, c.committed); !ok || got != c.want {
+			t.Errorf("Translate(%d) = %d,%v want %d", c.committed, got, ok, c.want)
+		}
+	}
+	if n := tr.Runs("t", 0); n != 3 {
+		t.Errorf("%d runs after an overlapping re-copy, want 3", n)
+	}
+	// The mirror goes on after the re-copy, contiguous with it.
+	tr.Add(OffsetSync{Topic: "t", Upstream: 520, Downstream: 2020, Count: 480})
+	tr.Add(OffsetSync{Topic: "t", Upstream: 1000, Downstream: 2500, Count: 5})
+	if got, _ := tr.Translate("t", 0, 700); got != 2200 {
+		t.Errorf("Translate(700) = %d, want 2200", got)
+	}
+	if n := tr.Runs("t", 0); n != 2 {
+		t.Errorf("%d runs, want 2 (before the crash, after it)", n)
+	}
+}

@@ -3,7 +3,8 @@
 # (topic T in east appears in west as east.T). Process name mm2, pid .state/pids/mm2.pid,
 # log .state/logs/mm2.log, config .state/data/mm2/mm2.properties (rendered at each start).
 # Env: MM2_TOPICS (regex, default .*), MM2_GROUPS (regex, default .*), MM2_TASKS (default 1),
-#      MM2_HEAP_OPTS (default "-Xmx512m -Xms128m"), MM2_START_TIMEOUT (default 60 s).
+#      MM2_HEAP_OPTS (default "-Xmx512m -Xms128m"), MM2_START_TIMEOUT (default 60 s),
+#      MM2_EXTRA (properties lines appended to the rendered config, e.g. producer compression).
 set -euo pipefail
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
@@ -20,6 +21,7 @@ render() {
       -e "s|@TOPICS@|$(esc "${MM2_TOPICS:-.*}")|g" -e "s|@GROUPS@|$(esc "${MM2_GROUPS:-.*}")|g" \
       -e "s|@TASKS@|${MM2_TASKS:-1}|g" \
       "$KAFKA_DIR/mm2.properties.tmpl" > "$dir/mm2.properties"
+  if [ -n "${MM2_EXTRA:-}" ]; then printf '\n# MM2_EXTRA\n%s\n' "$MM2_EXTRA" >> "$dir/mm2.properties"; fi
   echo "$dir/mm2.properties"
 }
 
