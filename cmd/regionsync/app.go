@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +19,7 @@ import (
 	"github.com/regionsync/regionsync/internal/httpserver"
 	"github.com/regionsync/regionsync/internal/logging"
 	"github.com/regionsync/regionsync/mirror"
+	"github.com/regionsync/regionsync/topology"
 )
 
 // runnable is every long-running component: Run blocks until ctx ends.
@@ -35,6 +38,9 @@ type app struct {
 
 	mirrorMetrics *mirror.Metrics
 	flows         []*mirror.Flow
+
+	topoMetrics *topology.Metrics
+	nodes       map[string]*topology.Node // region → this process's topology node
 }
 
 func newApp(stderr io.Writer, g *globalFlags, listen string) (*app, error) {
@@ -56,6 +62,11 @@ func newApp(stderr io.Writer, g *globalFlags, listen string) (*app, error) {
 	reg.MustRegister(info)
 	a := &app{log: log, reg: reg, checker: health.New(2*time.Second, 2*time.Second, reg, log)}
 	a.server = httpserver.New(listen, reg, a.checker.Ready, log)
+	if g.pprof {
+		a.server.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
+		a.server.Handle("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+		a.server.Handle("GET /debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+	}
 	return a, nil
 }
 
@@ -88,6 +99,37 @@ func (a *app) addRegion(cfg *config.Config, r config.Region) error {
 	return nil
 }
 
+// addNode creates the topology node of region r: worker presence, leader
+// election, the registry/worker/leader watches and etcd health. workerID ""
+// means "<hostname>-<pid>".
+func (a *app) addNode(cfg *config.Config, r config.Region, workerID string) error {
+	ec, err := clients.Etcd(r.Name, r.Etcd)
+	if err != nil {
+		return err
+	}
+	if a.topoMetrics == nil {
+		a.topoMetrics = topology.NewMetrics(a.reg)
+		a.nodes = map[string]*topology.Node{}
+	}
+	n, err := topology.NewNode(topology.NodeOptions{
+		Etcd: ec, Prefix: cfg.EtcdPrefix, Region: r.Name, WorkerID: workerID, Version: buildVersion(),
+	}, a.topoMetrics, a.log)
+	if err != nil {
+		return fmt.Errorf("region %q: topology: %w", r.Name, err)
+	}
+	a.nodes[r.Name] = n
+	return nil
+}
+
+// topologyStatus summarises region's leader and workers for the console.
+func (a *app) topologyStatus(region string) string {
+	n, ok := a.nodes[region]
+	if !ok {
+		return ""
+	}
+	return n.Topology().Summary(region)
+}
+
 func (a *app) addProbe(region, dep string, p *clients.Probe) {
 	a.probes = append(a.probes, p)
 	a.checker.Add(region, dep, p.Check)
@@ -106,6 +148,9 @@ func (a *app) run(ctx context.Context, extra ...runnable) error {
 	all := append([]runnable{a.server, a.checker}, extra...)
 	for _, f := range a.flows {
 		all = append(all, f)
+	}
+	for _, n := range a.nodes {
+		all = append(all, n)
 	}
 	for _, r := range all {
 		g.Go(func() error { return r.Run(ctx) })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -68,6 +69,9 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, o *de
 			if err := a.addRegion(cfg, r); err != nil {
 				return err
 			}
+			if err := a.addNode(cfg, r, fmt.Sprintf("dev-%s-%d", r.Name, os.Getpid())); err != nil {
+				return err
+			}
 		}
 		if err := a.addFlows(cfg, ""); err != nil {
 			return err
@@ -75,8 +79,8 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, o *de
 		producer := devstack.NewProducer("east", stack.Brokers("east"), []string{"orders", "payments", "inventory"}, o.rate, a.reg, a.log)
 		status := &statusPrinter{a: a, out: stdout, every: o.statusInterval, regions: regionNames(cfg),
 			extra: map[string]func() string{
-				"east": func() string { return fmt.Sprintf("produced=%d", producer.Acked()) },
-				"west": func() string { return a.flowStatus("west") },
+				"east": func() string { return a.topologyStatus("east") + fmt.Sprintf(" produced=%d", producer.Acked()) },
+				"west": func() string { return a.topologyStatus("west") + " " + a.flowStatus("west") },
 			}}
 		return a.run(ctx, producer, status, runFunc(func(ctx context.Context) error {
 			addr, err := a.server.Addr(ctx)

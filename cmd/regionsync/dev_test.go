@@ -122,6 +122,9 @@ func TestDevBinary(t *testing.T) {
 		t.Fatalf("/healthz = %q", health)
 	}
 	waitOutput(t, &stdout, regexp.MustCompile(`east: .*kafka=up`), 10*time.Second)
+	// Each region's topology node registered and won its election.
+	waitOutput(t, &stdout, regexp.MustCompile(`east: .*leader=dev-east-\d+ workers=1`), 15*time.Second)
+	waitOutput(t, &stdout, regexp.MustCompile(`west: .*leader=dev-west-\d+ workers=1`), 15*time.Second)
 	// The east-to-west flow copies the synthetic traffic.
 	waitMetric(t, m[1], 20*time.Second, `regionsync_mirror_records_total{flow="east-to-west",partition="0",topic="orders"}`,
 		`regionsync_mirror_heartbeat_age_seconds{flow="east-to-west"}`, `regionsync_mirror_checkpoint_age_seconds{flow="east-to-west"}`)

@@ -38,6 +38,7 @@ func main() {
 type globalFlags struct {
 	logFormat string
 	logLevel  string
+	pprof     bool
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -58,12 +59,14 @@ defaults, or "regionsync run --config FILE" for the worker of one region.`,
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().BoolVar(&g.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the metrics listener (off by default: profiles reveal internals)")
 	root.AddCommand(
 		newVersionCmd(),
 		newConfigCmd(),
 		newRunCmd(g),
 		newDevCmd(g),
 		newOffsetsCmd(),
+		newTopologyCmd(),
 	)
 	return root
 }

@@ -68,6 +68,9 @@ func runWorker(ctx context.Context, stderr io.Writer, g *globalFlags, o *runOpti
 	if err := a.addRegion(cfg, region); err != nil {
 		return err
 	}
+	if err := a.addNode(cfg, region, ""); err != nil {
+		return err
+	}
 	if err := a.addFlows(cfg, region.Name); err != nil {
 		return err
 	}
