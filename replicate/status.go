@@ -1,10 +1,43 @@
 package replicate
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"time"
 )
+
+// Figure is a measured number that may be unknown: NaN in Go, null in JSON
+// (JSON has no NaN).
+type Figure float64
+
+// Unknown figure.
+func UnknownFigure() Figure { return Figure(math.NaN()) }
+
+// Known reports whether f was measured.
+func (f Figure) Known() bool { return !math.IsNaN(float64(f)) }
+
+// MarshalJSON writes null for an unknown figure.
+func (f Figure) MarshalJSON() ([]byte, error) {
+	if !f.Known() || math.IsInf(float64(f), 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(f))
+}
+
+// UnmarshalJSON reads null as unknown.
+func (f *Figure) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*f = UnknownFigure()
+		return nil
+	}
+	var v float64
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("figure: %w", err)
+	}
+	*f = Figure(v)
+	return nil
+}
 
 // Store names used in Status.Store and Check.Store.
 const (
@@ -110,7 +143,7 @@ type Status struct {
 	ObservedAt time.Time `json:"observedAt"`
 	// RPOSeconds is the worst-case data-loss window if Source were lost now,
 	// NaN when unknown (no measurement yet or the store cannot say).
-	RPOSeconds float64 `json:"rpoSeconds"`
+	RPOSeconds Figure `json:"rpoSeconds"`
 	// Checks, each judged against the budgets.
 	Checks []Check `json:"checks"`
 	// Kafka figures when Store is StoreKafka, else nil.
