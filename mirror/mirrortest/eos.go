@@ -23,7 +23,7 @@ func ExactlyOnce(t *testing.T, env Env) {
 	_, stop := StartStoppableFlow(t, env, "eos", "east", "west", env.East, env.West, "prefix", topic, eos)
 	waitCommitted(t, env.West, remote, n)
 	stop()
-	commitOffsets(t, env.East, "regionsync-mirror-eos", topic, parts, 0)
+	CommitOffsets(t, env.East, "regionsync-mirror-eos", topic, parts, 0)
 	StartStoppableFlow(t, env, "eos", "east", "west", env.East, env.West, "prefix", topic, eos)
 	src := Produce(t, env.East, topic, parts, n) // the source now holds 2n
 	waitCommitted(t, env.West, remote, 2*n)

@@ -27,11 +27,11 @@ func ConsumerFailover(t *testing.T, env Env) {
 	WaitHighWater(ctx, t, env.West, remote, int64(parts*(perPart+junk)))
 
 	group := uniqueTopic("app")
-	commitOffsets(t, env.East, group, topic, parts, perPart/2)
+	CommitOffsets(t, env.East, group, topic, parts, perPart/2)
 	committedAt := time.Now()
 	var got map[int32]int64
 	for time.Since(committedAt) < 30*time.Second {
-		got = groupOffsets(t, env.West, group, remote, parts)
+		got = GroupOffsets(t, env.West, group, remote, parts)
 		if len(got) == parts {
 			break
 		}
@@ -88,9 +88,9 @@ func produceJunk(t testing.TB, brokers []string, topic string, parts, n int) {
 	}
 }
 
-// commitOffsets commits offset for every partition of topic as group, as a
+// CommitOffsets commits offset for every partition of topic as group, as a
 // consumer that read that far would.
-func commitOffsets(t testing.TB, brokers []string, group, topic string, parts int, offset int64) {
+func CommitOffsets(t testing.TB, brokers []string, group, topic string, parts int, offset int64) {
 	t.Helper()
 	client, err := sarama.NewClient(brokers, Config())
 	if err != nil {
@@ -118,8 +118,8 @@ func commitOffsets(t testing.TB, brokers []string, group, topic string, parts in
 	}
 }
 
-// groupOffsets returns the committed offsets of group on topic.
-func groupOffsets(t testing.TB, brokers []string, group, topic string, parts int) map[int32]int64 {
+// GroupOffsets returns the committed offsets of group on topic.
+func GroupOffsets(t testing.TB, brokers []string, group, topic string, parts int) map[int32]int64 {
 	t.Helper()
 	admin, err := sarama.NewClusterAdmin(brokers, Config())
 	if err != nil {
