@@ -19,6 +19,7 @@ import (
 	"github.com/regionsync/regionsync/internal/httpserver"
 	"github.com/regionsync/regionsync/internal/logging"
 	"github.com/regionsync/regionsync/mirror"
+	"github.com/regionsync/regionsync/replicate"
 	"github.com/regionsync/regionsync/topology"
 )
 
@@ -41,6 +42,8 @@ type app struct {
 
 	topoMetrics *topology.Metrics
 	nodes       map[string]*topology.Node // region → this process's topology node
+
+	kafkaObs *replicate.Kafka // replication observer of every flow
 }
 
 func newApp(stderr io.Writer, g *globalFlags, listen string) (*app, error) {
@@ -151,6 +154,9 @@ func (a *app) run(ctx context.Context, extra ...runnable) error {
 	}
 	for _, n := range a.nodes {
 		all = append(all, n)
+	}
+	if a.kafkaObs != nil {
+		all = append(all, a.kafkaObs)
 	}
 	for _, r := range all {
 		g.Go(func() error { return r.Run(ctx) })

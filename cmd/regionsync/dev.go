@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -65,6 +66,10 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, o *de
 			return nil
 		}
 		cfg := devConfig(stack.Endpoints())
+		cfgPath := filepath.Join(stack.Endpoints().Dir, "regionsync.yaml")
+		if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
+			return fmt.Errorf("dev: write the effective config: %w", err)
+		}
 		for _, r := range cfg.Regions {
 			if err := a.addRegion(cfg, r); err != nil {
 				return err
@@ -76,18 +81,23 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, o *de
 		if err := a.addFlows(cfg, ""); err != nil {
 			return err
 		}
+		if err := a.addReplication(cfg); err != nil {
+			return err
+		}
 		producer := devstack.NewProducer("east", stack.Brokers("east"), []string{"orders", "payments", "inventory"}, o.rate, a.reg, a.log)
 		status := &statusPrinter{a: a, out: stdout, every: o.statusInterval, regions: regionNames(cfg),
 			extra: map[string]func() string{
 				"east": func() string { return a.topologyStatus("east") + fmt.Sprintf(" produced=%d", producer.Acked()) },
-				"west": func() string { return a.topologyStatus("west") + " " + a.flowStatus("west") },
+				"west": func() string {
+					return a.topologyStatus("west") + " " + a.flowStatus("west") + " " + a.replicationStatus("west") + " cassandra=not-configured"
+				},
 			}}
 		return a.run(ctx, producer, status, runFunc(func(ctx context.Context) error {
 			addr, err := a.server.Addr(ctx)
 			if err != nil {
 				return nil
 			}
-			printDevBanner(stdout, addr.String(), stack.Endpoints())
+			printDevBanner(stdout, addr.String(), cfgPath, stack.Endpoints())
 			return nil
 		}))
 	})
@@ -114,10 +124,11 @@ func regionNames(cfg *config.Config) []string {
 	return out
 }
 
-func printDevBanner(w io.Writer, httpAddr string, ep devstack.Endpoints) {
+func printDevBanner(w io.Writer, httpAddr, cfgPath string, ep devstack.Endpoints) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "regionsync dev: running\n")
 	fmt.Fprintf(&b, "  metrics:  http://%s/metrics  (health: /healthz, /readyz)\n", httpAddr)
+	fmt.Fprintf(&b, "  config:   %s  (try: regionsync status --config %s)\n", cfgPath, cfgPath)
 	fmt.Fprintf(&b, "  nats:     %s\n", ep.NATS)
 	fmt.Fprintf(&b, "  etcd:     %s\n", strings.Join(ep.Etcd, ","))
 	for _, r := range sortedKeys(ep.Kafka) {

@@ -129,6 +129,19 @@ func TestDevBinary(t *testing.T) {
 	waitMetric(t, m[1], 20*time.Second, `regionsync_mirror_records_total{flow="east-to-west",partition="0",topic="orders"}`,
 		`regionsync_mirror_heartbeat_age_seconds{flow="east-to-west"}`, `regionsync_mirror_checkpoint_age_seconds{flow="east-to-west"}`)
 	waitOutput(t, &stdout, regexp.MustCompile(`west: .*mirror\[east-to-west\] copied=[1-9]`), 10*time.Second)
+	// The replication observer measures the lag into west from the clusters.
+	waitOutput(t, &stdout, regexp.MustCompile(`west: .*lag east→west=[0-9.]+s .*cassandra=not-configured`), 15*time.Second)
+	waitMetric(t, m[1], 10*time.Second, `regionsync_replication_kafka_lag_seconds{flow="east-to-west",source="east",target="west"}`,
+		`regionsync_replication_rpo_seconds{source="east",store="kafka",target="west"}`)
+	// regionsync status measures the same from the clusters, given the
+	// effective config dev wrote.
+	cfgPath := waitOutput(t, &stdout, regexp.MustCompile(`config:\s+(\S+\.yaml)`), time.Second)[1]
+	out, err := exec.Command(bin, "status", "--config", cfgPath).CombinedOutput()
+	if err != nil || !regexp.MustCompile(`(?m)^kafka east → west: (PASS|WARN) \(RPO [0-9.]+s`).Match(out) ||
+		!regexp.MustCompile(`(?m)^\s+east-to-west\s+\d+\s+[0-9.]+s`).Match(out) {
+		t.Fatalf("regionsync status --config %s: err %v, want a passing east → west table:\n%s", cfgPath, err, out)
+	}
+	t.Logf("regionsync status:\n%s", out)
 	http.DefaultClient.CloseIdleConnections()
 
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

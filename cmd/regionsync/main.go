@@ -67,6 +67,7 @@ defaults, or "regionsync run --config FILE" for the worker of one region.`,
 		newDevCmd(g),
 		newOffsetsCmd(),
 		newTopologyCmd(),
+		newStatusCmd(),
 	)
 	return root
 }

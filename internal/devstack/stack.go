@@ -36,6 +36,7 @@ type Endpoints struct {
 	Kafka map[string][]string // region → bootstrap brokers
 	Etcd  []string            // client URLs of the 3 members
 	NATS  string              // client URL
+	Dir   string              // the data directory in use
 }
 
 // Stack is the dev infrastructure. New does no I/O; Run starts it.
@@ -98,7 +99,7 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 			closers[i]()
 		}
 	}()
-	ep := Endpoints{Kafka: map[string][]string{}}
+	ep := Endpoints{Kafka: map[string][]string{}, Dir: dir}
 	for _, r := range s.opts.Regions {
 		k, err := startKafka(r, s.opts.Partitions, s.opts.Topics)
 		if err != nil {

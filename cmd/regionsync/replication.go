@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/regionsync/regionsync/internal/clients"
+	"github.com/regionsync/regionsync/internal/config"
+	"github.com/regionsync/regionsync/mirror"
+	"github.com/regionsync/regionsync/replicate"
+)
+
+// observedFlows describes every flow of cfg for the replication observer:
+// each worker measures all flows, whoever runs them, so any region can
+// judge any other.
+func observedFlows(cfg *config.Config) ([]replicate.KafkaFlow, error) {
+	var out []replicate.KafkaFlow
+	for i, fc := range cfg.Flows {
+		src, _ := cfg.Region(fc.Source)
+		dst, _ := cfg.Region(fc.Target)
+		sc, err := clients.Kafka(src.Name, src.Kafka)
+		if err != nil {
+			return nil, fmt.Errorf("flows[%d] %q: %w", i, fc.Name, err)
+		}
+		tc, err := clients.Kafka(dst.Name, dst.Kafka)
+		if err != nil {
+			return nil, fmt.Errorf("flows[%d] %q: %w", i, fc.Name, err)
+		}
+		sel, err := mirror.NewSelector(fc.Topics.Include, fc.Topics.Exclude)
+		if err != nil {
+			return nil, fmt.Errorf("flows[%d] %q: %w", i, fc.Name, err)
+		}
+		naming, err := mirror.NewNaming(fc.Naming)
+		if err != nil {
+			return nil, fmt.Errorf("flows[%d] %q: %w", i, fc.Name, err)
+		}
+		out = append(out, replicate.KafkaFlow{Name: fc.Name, Source: src.Name, Target: dst.Name,
+			SourceConfig: sc, TargetConfig: tc, SourceBrokers: src.Kafka.Brokers, TargetBrokers: dst.Kafka.Brokers,
+			Selector: sel, Naming: naming})
+	}
+	return out, nil
+}
+
+// newKafkaObserver builds the Kafka replication observer of cfg's flows.
+func newKafkaObserver(cfg *config.Config, a *app) (*replicate.Kafka, error) {
+	flows, err := observedFlows(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return replicate.NewKafka(replicate.KafkaOptions{Flows: flows, Budgets: cfg.BudgetsFor}, a.reg, a.log)
+}
+
+// addReplication adds the replication observers to the app.
+func (a *app) addReplication(cfg *config.Config) error {
+	k, err := newKafkaObserver(cfg, a)
+	if err != nil {
+		return err
+	}
+	a.kafkaObs = k
+	return nil
+}
+
+// replicationStatus summarises the lag into region for the console:
+// "lag east→west=0.4s" per source region.
+func (a *app) replicationStatus(region string) string {
+	if a.kafkaObs == nil {
+		return ""
+	}
+	var parts []string
+	for _, s := range a.kafkaObs.Statuses() {
+		if s.Target != region {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("lag %s→%s=%s", s.Source, s.Target, fmtSeconds(s.RPOSeconds)))
+	}
+	return strings.Join(parts, " ")
+}
+
+// fmtSeconds renders a figure in seconds, "?" when unknown.
+func fmtSeconds(f replicate.Figure) string {
+	if !f.Known() || math.IsInf(float64(f), 0) {
+		return "?"
+	}
+	return fmt.Sprintf("%.1fs", float64(f))
+}
