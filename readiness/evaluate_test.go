@@ -42,7 +42,7 @@ func TestHysteresis(t *testing.T) {
 		workers int
 		want    State
 	}{
-		{0, 1, 1, NotReady},     // passing, but not for the hold period yet
+		{0, 1, 1, NotReady}, // passing, but not for the hold period yet
 		{9 * time.Second, 1, 1, NotReady},
 		{10 * time.Second, 1, 1, Ready},
 		{11 * time.Second, 31, 1, NotReady}, // over budget: at once
