@@ -62,7 +62,7 @@ func (f *Flow) ensureSyncTopic(dst sarama.ClusterAdmin) error {
 // loadSyncs reads the whole offset-sync topic into the translator, so
 // offsets copied by earlier runs or other workers translate too. Malformed
 // records are logged with their offset and skipped.
-func (f *Flow) loadSyncs(dst sarama.Client) error {
+func (f *Flow) loadSyncs(ctx context.Context, dst sarama.Client) error {
 	topic := OffsetSyncTopic(f.opts.Name)
 	hw, err := dst.GetOffset(topic, 0, sarama.OffsetNewest)
 	if err != nil || hw == 0 {
@@ -73,31 +73,15 @@ func (f *Flow) loadSyncs(dst sarama.Client) error {
 		return err
 	}
 	defer cons.Close()
-	pc, err := cons.ConsumePartition(topic, 0, sarama.OffsetOldest)
-	if err != nil {
-		return err
-	}
-	defer pc.Close()
-	for {
-		select {
-		case m := <-pc.Messages():
-			var s OffsetSync
-			if err := s.UnmarshalBinary(m.Value); err != nil {
-				f.log.Warn("mirror: skipping malformed offset-sync record", "flow", f.opts.Name, "topic", topic, "offset", m.Offset, "err", err)
-			} else {
-				f.translator.Add(s)
-			}
-			if m.Offset >= hw-1 {
-				return nil
-			}
-		case err := <-pc.Errors():
-			return err
-		case <-time.After(3 * time.Second):
-			// Read committed: transaction markers and aborted syncs are
-			// never delivered, so the log can end below hw.
-			return nil
+	return ReadPartition(ctx, cons, topic, 0, hw, MarkerSlack, func(m *sarama.ConsumerMessage) error {
+		var s OffsetSync
+		if err := s.UnmarshalBinary(m.Value); err != nil {
+			f.log.Warn("mirror: skipping malformed offset-sync record", "flow", f.opts.Name, "topic", topic, "offset", m.Offset, "err", err)
+		} else {
+			f.translator.Add(s)
 		}
-	}
+		return nil
+	})
 }
 
 // checkpoints translates consumer-group offsets every CheckpointInterval

@@ -32,7 +32,7 @@ func positionKey(topic string, partition int32) string {
 // loadPositions first waits until the transactions open when it started
 // have ended (the last stable offset reaches the high-water mark), for at
 // most the transaction timeout plus 10 s.
-func (f *Flow) loadPositions(dst sarama.Client) (map[string]int64, error) {
+func (f *Flow) loadPositions(ctx context.Context, dst sarama.Client) (map[string]int64, error) {
 	topic := PositionTopic(f.opts.Name)
 	out := map[string]int64{}
 	hw, err := dst.GetOffset(topic, 0, sarama.OffsetNewest)
@@ -47,35 +47,24 @@ func (f *Flow) loadPositions(dst sarama.Client) (map[string]int64, error) {
 		return nil, err
 	}
 	defer cons.Close()
-	pc, err := cons.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	err = ReadPartition(ctx, cons, topic, 0, hw, MarkerSlack, func(m *sarama.ConsumerMessage) error {
+		if v, n := binary.Varint(m.Value); n > 0 {
+			out[string(m.Key)] = v
+		} else {
+			f.log.Warn("mirror: skipping malformed position record", "flow", f.opts.Name, "topic", topic, "offset", m.Offset)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer pc.Close()
-	for {
-		select {
-		case m := <-pc.Messages():
-			if v, n := binary.Varint(m.Value); n > 0 {
-				out[string(m.Key)] = v
-			} else {
-				f.log.Warn("mirror: skipping malformed position record", "flow", f.opts.Name, "offset", m.Offset)
-			}
-			if m.Offset >= hw-1 {
-				return out, nil
-			}
-		case err := <-pc.Errors():
-			return nil, err
-		case <-time.After(3 * time.Second):
-			// Transaction markers and aborted records end the log below hw.
-			return out, nil
-		}
-	}
+	return out, nil
 }
 
 // resumePositions moves every claim of an exactly-once session to the
 // position stored on the target.
 func (f *Flow) resumePositions(sess sarama.ConsumerGroupSession) error {
-	pos, err := f.loadPositions(f.tgtClient)
+	pos, err := f.loadPositions(sess.Context(), f.tgtClient)
 	if err != nil {
 		return fmt.Errorf("mirror: flow %q: read positions from %q: %w", f.opts.Name, PositionTopic(f.opts.Name), err)
 	}

@@ -70,7 +70,7 @@ func (f *Flow) Run(ctx context.Context) error {
 	if err == nil {
 		// A topic just created may have no leader yet (NotLeaderForPartition).
 		// Loading again after a partial load is harmless: syncs are idempotent.
-		err = f.retrySetup(ctx, "load offset syncs", func() error { return f.loadSyncs(tgt) })
+		err = f.retrySetup(ctx, "load offset syncs", func() error { return f.loadSyncs(ctx, tgt) })
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -20,7 +21,7 @@ type Mapping struct {
 // TranslateGroup reads group's committed offsets on the source and
 // translates every mirrored partition through the flow's offset-sync topic
 // on the target. It needs no running flow: any process can call it.
-func (f *Flow) TranslateGroup(group string) ([]Mapping, error) {
+func (f *Flow) TranslateGroup(ctx context.Context, group string) ([]Mapping, error) {
 	src, err := sarama.NewClusterAdmin(f.opts.SourceBrokers, f.sourceConfig())
 	if err != nil {
 		return nil, fmt.Errorf("mirror: source %v: %w", f.opts.SourceBrokers, err)
@@ -31,7 +32,7 @@ func (f *Flow) TranslateGroup(group string) ([]Mapping, error) {
 		return nil, fmt.Errorf("mirror: target %v: %w", f.opts.TargetBrokers, err)
 	}
 	defer tgt.Close()
-	if err := f.loadSyncs(tgt); err != nil {
+	if err := f.loadSyncs(ctx, tgt); err != nil {
 		return nil, fmt.Errorf("mirror: flow %q: read offset syncs: %w", f.opts.Name, err)
 	}
 	resp, err := src.ListConsumerGroupOffsets(group, nil)

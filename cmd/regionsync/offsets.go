@@ -41,7 +41,7 @@ not yet copied up to the committed offset prints "not yet mirrored".`,
 			if err != nil {
 				return err
 			}
-			ms, err := f.TranslateGroup(group)
+			ms, err := f.TranslateGroup(cmd.Context(), group)
 			if err != nil {
 				return err
 			}

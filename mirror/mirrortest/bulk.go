@@ -267,34 +267,21 @@ func readDigests(ctx context.Context, brokers []string, topic string) (map[int32
 	return out, first
 }
 
+// checkerSlack is how far below the high-water mark a target partition
+// may end: a commit marker or two, never a batch of records.
+const checkerSlack = 16
+
 func readPartition(ctx context.Context, client sarama.Client, cons sarama.Consumer, topic string, part int32) ([]digest, error) {
 	hw, err := client.GetOffset(topic, part, sarama.OffsetNewest)
-	if err != nil || hw == 0 {
-		return nil, err
-	}
-	pc, err := cons.ConsumePartition(topic, part, sarama.OffsetOldest)
 	if err != nil {
 		return nil, err
 	}
-	defer pc.Close()
 	var ds []digest
-	for {
-		select {
-		case m := <-pc.Messages():
-			ds = append(ds, digest{m.Offset, recordDigest(m)})
-			if m.Offset >= hw-1 {
-				return ds, nil
-			}
-		case err := <-pc.Errors():
-			return nil, err
-		case <-time.After(3 * time.Second):
-			// Transaction markers and aborted records are never
-			// delivered, so a transactional log can end below hw.
-			return ds, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	err = mirror.ReadPartition(ctx, cons, topic, part, hw, checkerSlack, func(m *sarama.ConsumerMessage) error {
+		ds = append(ds, digest{m.Offset, recordDigest(m)})
+		return nil
+	})
+	return ds, err
 }
 
 // recordDigest hashes what a mirror must keep; the provenance header is

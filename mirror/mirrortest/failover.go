@@ -43,7 +43,7 @@ func ConsumerFailover(t *testing.T, env Env) {
 			t.Fatalf("partition %d: target offset %d, want %d (exact translation)", p, got[p], want)
 		}
 	}
-	ms, err := flow.TranslateGroup(group)
+	ms, err := flow.TranslateGroup(t.Context(), group)
 	if err != nil {
 		t.Fatal(err)
 	}

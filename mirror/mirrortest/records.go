@@ -127,25 +127,13 @@ func ReadAll(t testing.TB, brokers []string, topic string) map[int32][]Record {
 		if hw == 0 {
 			continue
 		}
-		pc, err := cons.ConsumePartition(topic, part, sarama.OffsetOldest)
+		err = mirror.ReadPartition(t.Context(), cons, topic, part, hw, mirror.MarkerSlack, func(m *sarama.ConsumerMessage) error {
+			out[part] = append(out[part], fromConsumer(m))
+			return nil
+		})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("read %s: %v", topic, err)
 		}
-	read:
-		for {
-			select {
-			case m := <-pc.Messages():
-				out[part] = append(out[part], fromConsumer(m))
-				if m.Offset >= hw-1 {
-					break read
-				}
-			case <-time.After(3 * time.Second):
-				// Transaction markers and aborted records are never
-				// delivered, so a transactional log can end below hw.
-				break read
-			}
-		}
-		_ = pc.Close()
 	}
 	return out
 }
