@@ -18,10 +18,9 @@ type kafkaMetrics struct {
 	heartbeatAge     *prometheus.GaugeVec
 	checkpointAge    *prometheus.GaugeVec
 	staleCheckpoints *prometheus.GaugeVec
-	rpo              *prometheus.GaugeVec
-	checks           *prometheus.GaugeVec
-	sampleErrors     *prometheus.CounterVec
-	sampleSeconds    *prometheus.HistogramVec
+	*statusMetrics
+	sampleErrors  *prometheus.CounterVec
+	sampleSeconds *prometheus.HistogramVec
 }
 
 func newKafkaMetrics(reg prometheus.Registerer) *kafkaMetrics {
@@ -39,15 +38,14 @@ func newKafkaMetrics(reg prometheus.Registerer) *kafkaMetrics {
 		heartbeatAge:     g("kafka_heartbeat_age_seconds", "Age of the newest heartbeat of the flow found on the target.", flow),
 		checkpointAge:    g("kafka_checkpoint_age_seconds", "How long the oldest stale translated consumer offset has been stale on the target.", flow),
 		staleCheckpoints: g("kafka_stale_checkpoints", "Consumer-group partitions whose translated offset is missing or behind on the target.", flow),
-		rpo:              g("rpo_seconds", "Worst-case data-loss window if the source region were lost now (NaN: unknown).", []string{"store", "source", "target"}),
-		checks:           g("checks", "Checks of a region pair by result.", []string{"store", "source", "target", "result"}),
+		statusMetrics:    newStatusMetrics(reg),
 		sampleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "regionsync", Subsystem: "replication",
 			Name: "kafka_sample_errors_total", Help: "Samples of a flow with some figure unknown because of an error."}, []string{"flow"}),
 		sampleSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "regionsync", Subsystem: "replication",
 			Name: "kafka_sample_duration_seconds", Help: "Time to measure one flow.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"flow"}),
 	}
 	reg.MustRegister(m.lagRecords, m.partLagRecords, m.partLagSeconds, m.lagSeconds, m.recordLagSeconds,
-		m.heartbeatAge, m.checkpointAge, m.staleCheckpoints, m.rpo, m.checks, m.sampleErrors, m.sampleSeconds)
+		m.heartbeatAge, m.checkpointAge, m.staleCheckpoints, m.sampleErrors, m.sampleSeconds)
 	return m
 }
 
@@ -68,15 +66,4 @@ func (m *kafkaMetrics) observeFlow(f KafkaFlow, ff FlowFigures, took time.Durati
 		m.sampleErrors.WithLabelValues(f.Name).Inc()
 	}
 	m.sampleSeconds.WithLabelValues(f.Name).Observe(took.Seconds())
-}
-
-func (m *kafkaMetrics) observeStatus(s Status) {
-	m.rpo.WithLabelValues(s.Store, s.Source, s.Target).Set(float64(s.RPOSeconds))
-	counts := map[Result]int{Pass: 0, Warn: 0, Fail: 0, Unknown: 0}
-	for _, c := range s.Checks {
-		counts[c.Result]++
-	}
-	for r, n := range counts {
-		m.checks.WithLabelValues(s.Store, s.Source, s.Target, string(r)).Set(float64(n))
-	}
 }

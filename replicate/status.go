@@ -148,6 +148,8 @@ type Status struct {
 	Checks []Check `json:"checks"`
 	// Kafka figures when Store is StoreKafka, else nil.
 	Kafka *KafkaFigures `json:"kafka,omitempty"`
+	// Cassandra figures when Store is StoreCassandra, else nil.
+	Cassandra *CassandraFigures `json:"cassandra,omitempty"`
 }
 
 // Result is the worst result of the status's checks (Unknown when it has none).

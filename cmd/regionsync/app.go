@@ -43,7 +43,8 @@ type app struct {
 	topoMetrics *topology.Metrics
 	nodes       map[string]*topology.Node // region → this process's topology node
 
-	kafkaObs *replicate.Kafka // replication observer of every flow
+	kafkaObs *replicate.Kafka     // replication observer of every flow
+	cassObs  *replicate.Cassandra // replication observer of every Cassandra DC; nil without Cassandra
 }
 
 func newApp(stderr io.Writer, g *globalFlags, listen string) (*app, error) {
@@ -157,6 +158,9 @@ func (a *app) run(ctx context.Context, extra ...runnable) error {
 	}
 	if a.kafkaObs != nil {
 		all = append(all, a.kafkaObs)
+	}
+	if a.cassObs != nil {
+		all = append(all, a.cassObs)
 	}
 	for _, r := range all {
 		g.Go(func() error { return r.Run(ctx) })

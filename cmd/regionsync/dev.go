@@ -89,7 +89,7 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, o *de
 			extra: map[string]func() string{
 				"east": func() string { return a.topologyStatus("east") + fmt.Sprintf(" produced=%d", producer.Acked()) },
 				"west": func() string {
-					return a.topologyStatus("west") + " " + a.flowStatus("west") + " " + a.replicationStatus("west") + " cassandra=not-configured"
+					return a.topologyStatus("west") + " " + a.flowStatus("west") + " " + a.replicationStatus("west")
 				},
 			}}
 		return a.run(ctx, producer, status, runFunc(func(ctx context.Context) error {

@@ -51,35 +51,78 @@ func newKafkaObserver(cfg *config.Config, a *app) (*replicate.Kafka, error) {
 	return replicate.NewKafka(replicate.KafkaOptions{Flows: flows, Budgets: cfg.BudgetsFor}, a.reg, a.log)
 }
 
+// observedDCs describes every region's Cassandra DC of cfg (regions
+// without contact points have none), each with a DC-filtered cluster
+// config.
+func observedDCs(cfg *config.Config) ([]replicate.CassandraDC, error) {
+	var out []replicate.CassandraDC
+	for _, r := range cfg.Regions {
+		if len(r.Cassandra.ContactPoints) == 0 {
+			continue
+		}
+		cc, err := clients.Cassandra(r.Name, r.Cassandra)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, replicate.CassandraDC{Region: r.Name, DC: r.Cassandra.LocalDC, Cluster: cc, Keyspaces: r.Cassandra.Keyspaces})
+	}
+	return out, nil
+}
+
+// newCassandraObserver builds the Cassandra observer of cfg's DCs, or nil
+// when no region has Cassandra.
+func newCassandraObserver(cfg *config.Config, a *app) (*replicate.Cassandra, error) {
+	dcs, err := observedDCs(cfg)
+	if err != nil || len(dcs) == 0 {
+		return nil, err
+	}
+	return replicate.NewCassandra(replicate.CassandraOptions{DCs: dcs, Budgets: cfg.BudgetsFor}, a.reg, a.log)
+}
+
 // addReplication adds the replication observers to the app.
 func (a *app) addReplication(cfg *config.Config) error {
 	k, err := newKafkaObserver(cfg, a)
 	if err != nil {
 		return err
 	}
-	a.kafkaObs = k
+	c, err := newCassandraObserver(cfg, a)
+	if err != nil {
+		return err
+	}
+	a.kafkaObs, a.cassObs = k, c
 	return nil
 }
 
-// replicationStatus summarises the lag into region for the console:
-// "lag east→west=0.4s" per source region.
+// replicationStatus summarises replication into region for the console:
+// "lag east→west=0.4s" per source region, then "cassandra=not-configured"
+// or "cassandra east→west=pass" per source DC.
 func (a *app) replicationStatus(region string) string {
-	if a.kafkaObs == nil {
-		return ""
-	}
 	var parts []string
-	for _, s := range a.kafkaObs.Statuses() {
-		if s.Target != region {
-			continue
+	if a.kafkaObs != nil {
+		for _, s := range a.kafkaObs.Statuses() {
+			if s.Target == region {
+				parts = append(parts, fmt.Sprintf("lag %s→%s=%s", s.Source, s.Target, fmtSeconds(s.RPOSeconds)))
+			}
 		}
-		parts = append(parts, fmt.Sprintf("lag %s→%s=%s", s.Source, s.Target, fmtSeconds(s.RPOSeconds)))
+	}
+	if a.cassObs == nil {
+		return strings.Join(append(parts, "cassandra=not-configured"), " ")
+	}
+	for _, s := range a.cassObs.Statuses() {
+		if s.Target == region {
+			parts = append(parts, fmt.Sprintf("cassandra %s→%s=%s", s.Source, s.Target, s.Result()))
+		}
 	}
 	return strings.Join(parts, " ")
 }
 
-// fmtSeconds renders a figure in seconds, "?" when unknown.
+// fmtSeconds renders a figure in seconds, "?" when unknown, "never" for
+// +Inf (an age since something that never happened).
 func fmtSeconds(f replicate.Figure) string {
-	if !f.Known() || math.IsInf(float64(f), 0) {
+	switch {
+	case math.IsInf(float64(f), 1):
+		return "never"
+	case !f.Known() || math.IsInf(float64(f), 0):
 		return "?"
 	}
 	return fmt.Sprintf("%.1fs", float64(f))

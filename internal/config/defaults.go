@@ -18,7 +18,7 @@ func DefaultBudgets() Budgets {
 		RPOBudget:          Duration(30 * time.Second),
 		MaxKafkaLagRecords: 100000,
 		MaxCheckpointAge:   Duration(10 * time.Second),
-		MaxPendingHints:    10000,
+		MaxPendingHints:    100,
 		MaxSinceRepair:     Duration(240 * time.Hour),
 		MaxSinceReconcile:  Duration(2 * time.Hour),
 		HoldPeriod:         Duration(30 * time.Second),

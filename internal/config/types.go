@@ -186,7 +186,8 @@ type Budgets struct {
 	MaxKafkaLagRecords int64 `yaml:"max_kafka_lag_records"`
 	// MaxCheckpointAge of translated consumer offsets. Default 10s.
 	MaxCheckpointAge Duration `yaml:"max_checkpoint_age"`
-	// MaxPendingHints for the region's DC. Default 10000.
+	// MaxPendingHints: hint files other DCs hold for the region's DC
+	// (Cassandra reports files, not single hints). Default 100.
 	MaxPendingHints int64 `yaml:"max_pending_hints"`
 	// MaxSinceRepair of each watched keyspace. Default 240h.
 	MaxSinceRepair Duration `yaml:"max_since_repair"`
