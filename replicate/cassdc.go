@@ -330,7 +330,7 @@ func (d *dcSession) readHints(ctx context.Context, s *gocql.Session, nodes []Nod
 	for _, r := range rows {
 		h := out[r.dc]
 		if h == nil {
-			h = &HintFigures{OldestAgeSeconds: 0}
+			h = &HintFigures{Bytes: UnknownFigure(), OldestAgeSeconds: 0}
 			out[r.dc] = h
 		}
 		h.Files += r.files
