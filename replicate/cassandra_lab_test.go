@@ -107,7 +107,7 @@ func TestLabCassandraPause(t *testing.T) {
 		defer wg.Done()
 		for i := 0; wctx.Err() == nil; i++ {
 			err := east.Query(fmt.Sprintf("INSERT INTO %s.t (k, v) VALUES (?, ?)", ks), i, fmt.Sprintf("value-%d", i)).
-				Consistency(gocql.LocalOne).WithContext(wctx).Exec()
+				Consistency(gocql.LocalOne).ExecContext(wctx)
 			if err == nil {
 				written.Add(1)
 			}
@@ -188,7 +188,7 @@ func TestLabCassandraPause(t *testing.T) {
 	west := l.Cassandra(t, "127.0.0.2", "dc-west")
 	var n int64
 	took = labtest.Eventually(t, 90*time.Second, "every acknowledged row on dc-west", func(ctx context.Context) bool {
-		return west.Query(fmt.Sprintf("SELECT count(*) FROM %s.t", ks)).Consistency(gocql.LocalOne).WithContext(ctx).Scan(&n) == nil && n >= written.Load()
+		return west.Query(fmt.Sprintf("SELECT count(*) FROM %s.t", ks)).Consistency(gocql.LocalOne).ScanContext(ctx, &n) == nil && n >= written.Load()
 	})
 	s, _ = eastToWest()
 	t.Logf("dc-west holds all %d rows acknowledged in dc-east %s after the writes stopped; hint files for dc-west now %d", n, took.Round(time.Millisecond), s.Cassandra.Hints.Files)
