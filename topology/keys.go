@@ -14,6 +14,8 @@ const DefaultPrefix = "/regionsync/"
 //	regions/<region>               region spec (RegionSpec as JSON)
 //	workers/<region>/<worker-id>   presence (WorkerInfo as JSON), bound to the worker's lease
 //	leaders/<region>/<lease-hex>   concurrency.Election keys; value is the worker id
+//	readiness/<region>/<observer>  verdict on region by observer's leader, bound to its lease
+//	gate/overrides/<region>        manual gate override
 type Keys struct {
 	Prefix string // ends with "/"
 }
@@ -48,6 +50,18 @@ func (k Keys) Leaders() string { return k.Prefix + "leaders/" }
 // Election is the concurrency.Election prefix of one region (without the
 // trailing slash concurrency.NewElection adds).
 func (k Keys) Election(region string) string { return k.Leaders() + region }
+
+// Readiness is the prefix of all verdicts.
+func (k Keys) Readiness() string { return k.Prefix + "readiness/" }
+
+// Verdict is the key of observer's verdict on region.
+func (k Keys) Verdict(region, observer string) string { return k.Readiness() + region + "/" + observer }
+
+// Overrides is the prefix of the gate's manual overrides.
+func (k Keys) Overrides() string { return k.Prefix + "gate/overrides/" }
+
+// Override is the key of region's override.
+func (k Keys) Override(region string) string { return k.Overrides() + region }
 
 // splitRel splits a key relative to a watched prefix into its region and
 // the rest ("east/w1" → "east", "w1").

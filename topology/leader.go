@@ -89,14 +89,17 @@ func (l *Leader) Delete(ctx context.Context, key string, opts ...clientv3.OpOpti
 
 // Txn runs If(cmps...).Then(thenOps...).Else(elseOps...) nested inside the
 // fence, so it runs only while this worker leads. It returns the inner
-// transaction's response (Succeeded tells which branch ran), or an error
+// transaction's response (Succeeded tells which branch ran; Header is the
+// outer one, etcd sends none for a nested transaction), or an error
 // wrapping ErrNotLeader if the fence failed (nothing ran).
 func (l *Leader) Txn(ctx context.Context, cmps []clientv3.Cmp, thenOps, elseOps []clientv3.Op) (*clientv3.TxnResponse, error) {
 	resp, err := l.do(ctx, clientv3.OpTxn(cmps, thenOps, elseOps), true)
 	if err != nil {
 		return nil, err
 	}
-	return (*clientv3.TxnResponse)(resp.Responses[0].GetResponseTxn()), nil
+	inner := (*clientv3.TxnResponse)(resp.Responses[0].GetResponseTxn())
+	inner.Header = resp.Header
+	return inner, nil
 }
 
 // do runs op under the fence. With checkLocal it refuses at once when the
