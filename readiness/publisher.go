@@ -1,0 +1,283 @@
+package readiness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regionsync/regionsync/internal/config"
+	"github.com/regionsync/regionsync/replicate"
+	"github.com/regionsync/regionsync/topology"
+)
+
+// Sources are what an observer judges regions from. Every func must be
+// cheap and safe for concurrent use: they are called each interval.
+type Sources struct {
+	// Statuses of every store and region pair the observer measures.
+	Statuses func() []replicate.Status
+	// Topology is the observer's live view: registry, workers, etcd health.
+	Topology func() topology.Topology
+	// Extra checks per region (for example the latest reconcile); optional.
+	Extra func(region string) []Check
+}
+
+// PublisherOptions configure a Publisher.
+type PublisherOptions struct {
+	// Observer is the region whose leader publishes.
+	Observer string
+	Keys     topology.Keys
+	// Regions to judge (every region of the config, including Observer).
+	Regions []string
+	// ExpectedStores per region: stores that must report a status into it.
+	ExpectedStores func(region string) []string
+	Budgets        func(region string) config.Budgets
+	// Interval between evaluations. Default 1s.
+	Interval time.Duration
+	// Signer signs verdicts and aggregates; nil publishes them unsigned.
+	Signer *Signer
+	// Verifier, when set, drops verdicts from etcd that are unsigned or
+	// wrongly signed before they are counted.
+	Verifier *Verifier
+	// Bus receives aggregates (KV) and events; nil publishes to etcd only.
+	Bus *Bus
+}
+
+// Publisher is the observer's leader task: each interval it judges every
+// region, writes its verdicts to etcd (lease-bound, fenced), reads every
+// observer's verdicts in the same fenced way, aggregates them by majority
+// and publishes the aggregates to the NATS KV bucket, with a CloudEvent on
+// every state change and an alert when a region stops being READY.
+type Publisher struct {
+	opts PublisherOptions
+	src  Sources
+	eval *Evaluator
+	log  *slog.Logger
+	m    *publisherMetrics
+
+	mu       sync.Mutex
+	latest   map[string]Aggregate
+	rejected map[string]int64 // key → mod revision already logged as not counted
+}
+
+// NewPublisher returns a publisher; it does no I/O.
+func NewPublisher(opts PublisherOptions, src Sources, reg prometheus.Registerer, log *slog.Logger) (*Publisher, error) {
+	if opts.Observer == "" || opts.Budgets == nil || src.Statuses == nil || src.Topology == nil {
+		return nil, errors.New("readiness: publisher needs an observer, budgets, statuses and topology")
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = time.Second
+	}
+	if opts.ExpectedStores == nil {
+		opts.ExpectedStores = func(string) []string { return nil }
+	}
+	return &Publisher{opts: opts, src: src, eval: NewEvaluator(opts.Observer, opts.Budgets), log: log,
+		m: newPublisherMetrics(reg), latest: map[string]Aggregate{}, rejected: map[string]int64{}}, nil
+}
+
+// Latest returns the aggregates this publisher computed last, by region.
+func (p *Publisher) Latest() map[string]Aggregate {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]Aggregate, len(p.latest))
+	for k, v := range p.latest {
+		out[k] = v
+	}
+	return out
+}
+
+// Task is the topology.LeaderFunc: it publishes every Interval until the
+// term ends (ctx cancelled), then returns nil.
+func (p *Publisher) Task(ctx context.Context, l *topology.Leader) error {
+	t := time.NewTicker(p.opts.Interval)
+	defer t.Stop()
+	for {
+		if err := p.Step(ctx, l); err != nil {
+			if errors.Is(err, topology.ErrNotLeader) || ctx.Err() != nil {
+				return nil
+			}
+			p.m.errors.WithLabelValues("step").Inc()
+			p.log.Warn("readiness: publish step failed", "observer", p.opts.Observer, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Step evaluates, writes, aggregates and publishes once.
+func (p *Publisher) Step(ctx context.Context, l *topology.Leader) error {
+	start := time.Now()
+	now := start
+	topo := p.src.Topology()
+	statuses := p.src.Statuses()
+	for _, region := range p.opts.Regions {
+		v := p.eval.Evaluate(p.inputs(region, now, topo, statuses))
+		if p.opts.Signer != nil {
+			if err := p.opts.Signer.SignVerdict(&v); err != nil {
+				return err
+			}
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("verdict on %s: %w", region, err)
+		}
+		if _, err := l.Put(ctx, p.opts.Keys.Verdict(region, p.opts.Observer), string(b), clientv3.WithLease(l.Lease())); err != nil {
+			return fmt.Errorf("write verdict on %s: %w", region, err)
+		}
+		p.m.verdict.observe(region, p.opts.Observer, v.State)
+	}
+	resp, err := l.Txn(ctx, nil, []clientv3.Op{clientv3.OpGet(p.opts.Keys.Readiness(), clientv3.WithPrefix())}, nil)
+	if err != nil {
+		return fmt.Errorf("read verdicts: %w", err)
+	}
+	byRegion := p.decodeVerdicts(resp)
+	for _, region := range p.opts.Regions {
+		a := AggregateVerdicts(region, byRegion[region], now, resp.Header.Revision, p.opts.Observer, p.opts.Budgets(region).VerdictTTL.Std())
+		if p.opts.Signer != nil {
+			if err := p.opts.Signer.SignAggregate(&a); err != nil {
+				return err
+			}
+		}
+		p.mu.Lock()
+		p.latest[region] = a
+		p.mu.Unlock()
+		p.m.aggregate.observe(region, "", a.State)
+		if p.opts.Bus != nil {
+			p.publish(ctx, a)
+		}
+	}
+	p.m.stepSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// inputs gathers what the observer knows about region.
+func (p *Publisher) inputs(region string, now time.Time, topo topology.Topology, statuses []replicate.Status) Inputs {
+	in := Inputs{Region: region, Now: now, ExpectedStores: p.opts.ExpectedStores(region)}
+	for _, s := range statuses {
+		if s.Target == region {
+			in.Statuses = append(in.Statuses, s)
+		}
+	}
+	if h := topo.Health; h != nil {
+		in.EtcdQuorum, in.EtcdQuorumErr = h.QuorumReachable, h.QuorumError
+	} else {
+		in.EtcdQuorumErr = "no etcd health measured yet"
+	}
+	for _, w := range topo.Workers {
+		if w.Region == region {
+			in.Workers++
+		}
+	}
+	if p.src.Extra != nil {
+		in.Extra = p.src.Extra(region)
+	}
+	return in
+}
+
+// decodeVerdicts parses readiness/<region>/<observer> values; malformed
+// or (with a Verifier) unverifiable ones are logged and not counted.
+func (p *Publisher) decodeVerdicts(resp *clientv3.TxnResponse) map[string][]Verdict {
+	out := map[string][]Verdict{}
+	for _, r := range resp.Responses {
+		for _, kv := range r.GetResponseRange().Kvs {
+			rel := strings.TrimPrefix(string(kv.Key), p.opts.Keys.Readiness())
+			region, observer, ok := strings.Cut(rel, "/")
+			var v Verdict
+			err := json.Unmarshal(kv.Value, &v)
+			switch {
+			case !ok:
+				err = errors.New("key is not readiness/<region>/<observer>")
+			case err != nil:
+			case v.Region != region || v.Observer != observer:
+				err = fmt.Errorf("verdict names region %q observer %q", v.Region, v.Observer)
+			case v.SchemaVersion != SchemaVersion:
+				err = fmt.Errorf("unknown schema version %d", v.SchemaVersion)
+			case p.opts.Verifier != nil:
+				err = p.opts.Verifier.VerifyVerdict(v)
+			}
+			if err != nil {
+				p.m.errors.WithLabelValues("verdict_rejected").Inc()
+				if p.rejected[string(kv.Key)] != kv.ModRevision { // once per value
+					p.rejected[string(kv.Key)] = kv.ModRevision
+					p.log.Warn("readiness: verdict not counted", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
+				}
+				continue
+			}
+			out[region] = append(out[region], v)
+		}
+	}
+	for _, vs := range out {
+		sort.Slice(vs, func(i, j int) bool { return vs[i].Observer < vs[j].Observer })
+	}
+	return out
+}
+
+// publish stores a in the KV bucket; the observer whose compare-and-swap
+// changed the state sends the CloudEvent (and an alert when the region
+// stops being READY). A stale aggregate (another observer published a
+// newer one) is dropped.
+func (p *Publisher) publish(ctx context.Context, a Aggregate) {
+	prev, err := p.opts.Bus.PutAggregate(ctx, a)
+	switch {
+	case errors.Is(err, ErrStale):
+		return
+	case err != nil:
+		p.m.errors.WithLabelValues("kv").Inc()
+		p.log.Warn("readiness: KV put failed", "region", a.Region, "err", err)
+		return
+	}
+	if prev.State == a.State {
+		return
+	}
+	ev, err := NewEvent(fmt.Sprintf("readiness-%s-%d", a.Region, a.Revision), "regionsync://"+a.PublishedBy, TypeReadiness,
+		a.Region, "aggregate.schema.json", a, a.ObservedAt)
+	if err == nil {
+		err = p.opts.Bus.Publish(ctx, SubjectReadiness+"."+a.Region, ev)
+	}
+	if err != nil {
+		p.m.errors.WithLabelValues("event").Inc()
+		p.log.Warn("readiness: state change event not published", "region", a.Region, "state", a.State, "err", err)
+	}
+	p.log.Info("readiness: region state changed", "region", a.Region, "from", prev.State, "to", a.State, "reason", a.Reason)
+	if prev.State == Ready || (prev.State == "" && a.State != Ready) {
+		p.alert(ctx, a, prev.State)
+	}
+}
+
+// Alert is what regionsync.alerts.readiness carries
+// (schemas/alert.schema.json).
+type Alert struct {
+	Kind     string    `json:"kind"`
+	Severity string    `json:"severity"`
+	Region   string    `json:"region"`
+	Summary  string    `json:"summary"`
+	From     State     `json:"from,omitempty"`
+	To       State     `json:"to"`
+	At       time.Time `json:"at"`
+	Revision int64     `json:"revision"`
+}
+
+func (p *Publisher) alert(ctx context.Context, a Aggregate, from State) {
+	al := Alert{Kind: "readiness", Severity: "critical", Region: a.Region, From: from, To: a.State, At: a.ObservedAt, Revision: a.Revision,
+		Summary: fmt.Sprintf("region %s is %s: %s", a.Region, a.State, a.Reason)}
+	ev, err := NewEvent(fmt.Sprintf("alert-readiness-%s-%d", a.Region, a.Revision), "regionsync://"+a.PublishedBy, TypeAlert,
+		a.Region, "alert.schema.json", al, a.ObservedAt)
+	if err == nil {
+		err = p.opts.Bus.Publish(ctx, SubjectAlerts+".readiness", ev)
+	}
+	if err != nil {
+		p.m.errors.WithLabelValues("alert").Inc()
+		p.log.Warn("readiness: alert not published", "region", a.Region, "err", err)
+	}
+}
