@@ -1,6 +1,10 @@
 package readiness
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // publisherMetrics export verdicts and aggregates.
 type publisherMetrics struct {
@@ -39,6 +43,24 @@ func newPublisherMetrics(reg prometheus.Registerer) *publisherMetrics {
 			Name: "step_duration_seconds", Help: "Time to evaluate, write, aggregate and publish every region once.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 	}
-	reg.MustRegister(m.verdict.g, m.aggregate.g, m.errors, m.stepSeconds)
+	m.verdict.g = registerOrReuse(reg, m.verdict.g)
+	m.aggregate.g = registerOrReuse(reg, m.aggregate.g)
+	m.errors = registerOrReuse(reg, m.errors)
+	m.stepSeconds = registerOrReuse(reg, m.stepSeconds)
 	return m
+}
+
+// registerOrReuse registers c, or returns the identical collector another
+// publisher of the process (dev runs one per region) registered first.
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
 }

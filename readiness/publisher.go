@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +48,8 @@ type PublisherOptions struct {
 	// Verifier, when set, drops verdicts from etcd that are unsigned or
 	// wrongly signed before they are counted.
 	Verifier *Verifier
-	// Bus receives aggregates (KV) and events; nil publishes to etcd only.
+	// Bus receives aggregates (KV) and events; nil publishes to etcd only
+	// (SetBus attaches one later, once NATS answers).
 	Bus *Bus
 }
 
@@ -62,6 +64,7 @@ type Publisher struct {
 	eval *Evaluator
 	log  *slog.Logger
 	m    *publisherMetrics
+	bus  atomic.Pointer[Bus]
 
 	mu       sync.Mutex
 	latest   map[string]Aggregate
@@ -79,9 +82,16 @@ func NewPublisher(opts PublisherOptions, src Sources, reg prometheus.Registerer,
 	if opts.ExpectedStores == nil {
 		opts.ExpectedStores = func(string) []string { return nil }
 	}
-	return &Publisher{opts: opts, src: src, eval: NewEvaluator(opts.Observer, opts.Budgets), log: log,
-		m: newPublisherMetrics(reg), latest: map[string]Aggregate{}, rejected: map[string]int64{}}, nil
+	p := &Publisher{opts: opts, src: src, eval: NewEvaluator(opts.Observer, opts.Budgets), log: log,
+		m: newPublisherMetrics(reg), latest: map[string]Aggregate{}, rejected: map[string]int64{}}
+	if opts.Bus != nil {
+		p.bus.Store(opts.Bus)
+	}
+	return p, nil
 }
+
+// SetBus attaches the NATS bus; aggregates go to it from the next step.
+func (p *Publisher) SetBus(b *Bus) { p.bus.Store(b) }
 
 // Latest returns the aggregates this publisher computed last, by region.
 func (p *Publisher) Latest() map[string]Aggregate {
@@ -153,8 +163,8 @@ func (p *Publisher) Step(ctx context.Context, l *topology.Leader) error {
 		p.latest[region] = a
 		p.mu.Unlock()
 		p.m.aggregate.observe(region, "", a.State)
-		if p.opts.Bus != nil {
-			p.publish(ctx, a)
+		if bus := p.bus.Load(); bus != nil {
+			p.publish(ctx, bus, a)
 		}
 	}
 	p.m.stepSeconds.Observe(time.Since(start).Seconds())
@@ -227,8 +237,8 @@ func (p *Publisher) decodeVerdicts(resp *clientv3.TxnResponse) map[string][]Verd
 // changed the state sends the CloudEvent (and an alert when the region
 // stops being READY). A stale aggregate (another observer published a
 // newer one) is dropped.
-func (p *Publisher) publish(ctx context.Context, a Aggregate) {
-	prev, err := p.opts.Bus.PutAggregate(ctx, a)
+func (p *Publisher) publish(ctx context.Context, bus *Bus, a Aggregate) {
+	prev, err := bus.PutAggregate(ctx, a)
 	switch {
 	case errors.Is(err, ErrStale):
 		return
@@ -243,7 +253,7 @@ func (p *Publisher) publish(ctx context.Context, a Aggregate) {
 	ev, err := NewEvent(fmt.Sprintf("readiness-%s-%d", a.Region, a.Revision), "regionsync://"+a.PublishedBy, TypeReadiness,
 		a.Region, "aggregate.schema.json", a, a.ObservedAt)
 	if err == nil {
-		err = p.opts.Bus.Publish(ctx, SubjectReadiness+"."+a.Region, ev)
+		err = bus.Publish(ctx, SubjectReadiness+"."+a.Region, ev)
 	}
 	if err != nil {
 		p.m.errors.WithLabelValues("event").Inc()
@@ -251,7 +261,7 @@ func (p *Publisher) publish(ctx context.Context, a Aggregate) {
 	}
 	p.log.Info("readiness: region state changed", "region", a.Region, "from", prev.State, "to", a.State, "reason", a.Reason)
 	if prev.State == Ready || (prev.State == "" && a.State != Ready) {
-		p.alert(ctx, a, prev.State)
+		p.alert(ctx, bus, a, prev.State)
 	}
 }
 
@@ -268,13 +278,13 @@ type Alert struct {
 	Revision int64     `json:"revision"`
 }
 
-func (p *Publisher) alert(ctx context.Context, a Aggregate, from State) {
+func (p *Publisher) alert(ctx context.Context, bus *Bus, a Aggregate, from State) {
 	al := Alert{Kind: "readiness", Severity: "critical", Region: a.Region, From: from, To: a.State, At: a.ObservedAt, Revision: a.Revision,
 		Summary: fmt.Sprintf("region %s is %s: %s", a.Region, a.State, a.Reason)}
 	ev, err := NewEvent(fmt.Sprintf("alert-readiness-%s-%d", a.Region, a.Revision), "regionsync://"+a.PublishedBy, TypeAlert,
 		a.Region, "alert.schema.json", al, a.ObservedAt)
 	if err == nil {
-		err = p.opts.Bus.Publish(ctx, SubjectAlerts+".readiness", ev)
+		err = bus.Publish(ctx, SubjectAlerts+".readiness", ev)
 	}
 	if err != nil {
 		p.m.errors.WithLabelValues("alert").Inc()

@@ -186,3 +186,20 @@ func GenerateKeyPEM() (private, public []byte, err error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pb}), nil
 }
+
+// LoadVerifier reads the trusted public keys (key id → PEM file); nil when
+// there are none.
+func LoadVerifier(files map[string]string) (*Verifier, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	v := &Verifier{Keys: map[string]ed25519.PublicKey{}}
+	for id, f := range files {
+		k, err := LoadPublicKey(f)
+		if err != nil {
+			return nil, fmt.Errorf("readiness: trusted key %q: %w", id, err)
+		}
+		v.Keys[id] = k
+	}
+	return v, nil
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 	"github.com/regionsync/regionsync/internal/httpserver"
 	"github.com/regionsync/regionsync/internal/logging"
 	"github.com/regionsync/regionsync/mirror"
+	"github.com/regionsync/regionsync/readiness"
 	"github.com/regionsync/regionsync/replicate"
 	"github.com/regionsync/regionsync/topology"
 )
@@ -45,6 +47,11 @@ type app struct {
 
 	kafkaObs *replicate.Kafka     // replication observer of every flow
 	cassObs  *replicate.Cassandra // replication observer of every Cassandra DC; nil without Cassandra
+
+	publishers map[string]*readiness.Publisher // region → its leader's publisher
+	busConns   []*busConnector
+	busMu      sync.Mutex
+	buses      map[string]*readiness.Bus // region → NATS bus, once connected
 }
 
 func newApp(stderr io.Writer, g *globalFlags, listen string) (*app, error) {
@@ -162,6 +169,9 @@ func (a *app) run(ctx context.Context, extra ...runnable) error {
 	if a.cassObs != nil {
 		all = append(all, a.cassObs)
 	}
+	for _, b := range a.busConns {
+		all = append(all, b)
+	}
 	for _, r := range all {
 		g.Go(func() error { return r.Run(ctx) })
 	}
@@ -185,4 +195,19 @@ func statusLine(region string, rs []health.Result) string {
 		}
 	}
 	return s
+}
+
+func (a *app) setBus(region string, b *readiness.Bus) {
+	a.busMu.Lock()
+	defer a.busMu.Unlock()
+	if a.buses == nil {
+		a.buses = map[string]*readiness.Bus{}
+	}
+	a.buses[region] = b
+}
+
+func (a *app) bus(region string) *readiness.Bus {
+	a.busMu.Lock()
+	defer a.busMu.Unlock()
+	return a.buses[region]
 }

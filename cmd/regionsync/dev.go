@@ -84,12 +84,17 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, o *de
 		if err := a.addReplication(cfg); err != nil {
 			return err
 		}
+		if err := a.addReadiness(cfg); err != nil {
+			return err
+		}
 		producer := devstack.NewProducer("east", stack.Brokers("east"), []string{"orders", "payments", "inventory"}, o.rate, a.reg, a.log)
 		status := &statusPrinter{a: a, out: stdout, every: o.statusInterval, regions: regionNames(cfg),
 			extra: map[string]func() string{
-				"east": func() string { return a.topologyStatus("east") + fmt.Sprintf(" produced=%d", producer.Acked()) },
+				"east": func() string {
+					return a.topologyStatus("east") + fmt.Sprintf(" produced=%d ", producer.Acked()) + a.readinessStatus("east")
+				},
 				"west": func() string {
-					return a.topologyStatus("west") + " " + a.flowStatus("west") + " " + a.replicationStatus("west")
+					return a.topologyStatus("west") + " " + a.flowStatus("west") + " " + a.replicationStatus("west") + " " + a.readinessStatus("west")
 				},
 			}}
 		return a.run(ctx, producer, status, runFunc(func(ctx context.Context) error {

@@ -67,6 +67,8 @@ func (c *Config) applyDefaults() {
 			got.Field(i).Set(def.Field(i))
 		}
 	}
+	setDefault(&c.Readiness.Gate.MinFlipInterval, Duration(5*time.Minute))
+	setDefault(&c.Readiness.Gate.MaxOverride, Duration(24*time.Hour))
 	setDefault(&c.Server.Listen, DefaultListen)
 	setDefault(&c.Server.LogFormat, "text")
 	setDefault(&c.Server.LogLevel, "info")
@@ -122,5 +124,7 @@ func Dev() *Config {
 		source: "dev",
 	}
 	c.applyDefaults()
+	// A short hold period, so a region turns READY soon after dev starts.
+	c.Readiness.Defaults.HoldPeriod = Duration(5 * time.Second)
 	return c
 }

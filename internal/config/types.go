@@ -172,10 +172,34 @@ type Topics struct {
 	Exclude []string `yaml:"exclude"`
 }
 
-// Readiness holds the budgets: defaults, and per-region overrides of some.
+// Readiness holds the budgets (defaults, and per-region overrides of some),
+// the keys verdicts are signed and checked with, and the gate's rules.
 type Readiness struct {
 	Defaults Budgets                   `yaml:"defaults"`
 	Regions  map[string]BudgetOverride `yaml:"regions"`
+	// SigningKey signs every verdict and aggregate this deployment writes.
+	// Optional: without it verdicts are unsigned.
+	SigningKey SigningKey `yaml:"signing_key"`
+	// TrustedKeys maps key ids to ed25519 public key files (PEM). When set,
+	// verdicts not signed by one of them are not counted, and the gate and
+	// gate clients reject unsigned aggregates.
+	TrustedKeys map[string]string `yaml:"trusted_keys"`
+	Gate        Gate              `yaml:"gate"`
+}
+
+// SigningKey names an ed25519 private key (PKCS#8 PEM file).
+type SigningKey struct {
+	KeyID          string `yaml:"key_id"`
+	PrivateKeyFile string `yaml:"private_key_file"`
+}
+
+// Gate holds the failover gate's safety rules.
+type Gate struct {
+	// MinFlipInterval: the gate denies moving traffic again this soon after
+	// the last allowed move. Default 5m.
+	MinFlipInterval Duration `yaml:"min_flip_interval"`
+	// MaxOverride: the longest an override may last. Default 24h.
+	MaxOverride Duration `yaml:"max_override"`
 }
 
 // Budgets are the thresholds a region's verdict is judged against.

@@ -65,6 +65,7 @@ func (c *Config) validate(col *collector) {
 		}
 		validateBudgets(col, p, reflect.ValueOf(o))
 	}
+	c.Readiness.validateKeys(col)
 	c.Server.validate(col)
 }
 
@@ -312,5 +313,33 @@ func resolveSecrets(v reflect.Value, path string, col *collector) {
 		for i := range v.Len() {
 			resolveSecrets(v.Index(i), fmt.Sprintf("%s[%d]", path, i), col)
 		}
+	}
+}
+
+func (r Readiness) validateKeys(col *collector) {
+	k := r.SigningKey
+	switch {
+	case k.KeyID == "" && k.PrivateKeyFile != "":
+		col.addf("readiness.signing_key.key_id", "required with private_key_file")
+	case k.KeyID != "" && k.PrivateKeyFile == "":
+		col.addf("readiness.signing_key.private_key_file", "required with key_id")
+	case k.PrivateKeyFile != "":
+		if _, err := os.Stat(k.PrivateKeyFile); err != nil {
+			col.addf("readiness.signing_key.private_key_file", "%v", err)
+		}
+	}
+	for id, f := range r.TrustedKeys {
+		if _, err := os.Stat(f); err != nil {
+			col.addf("readiness.trusted_keys."+id, "%v", err)
+		}
+	}
+	if k.KeyID != "" && len(r.TrustedKeys) > 0 && r.TrustedKeys[k.KeyID] == "" {
+		col.addf("readiness.trusted_keys", "does not list the signing key %q: this deployment's own verdicts would not count", k.KeyID)
+	}
+	if r.Gate.MinFlipInterval < 0 {
+		col.addf("readiness.gate.min_flip_interval", "must not be negative")
+	}
+	if r.Gate.MaxOverride < 0 {
+		col.addf("readiness.gate.max_override", "must not be negative")
 	}
 }
