@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -147,4 +148,49 @@ func (b *Bus) Publish(ctx context.Context, subject string, e event.Event) error 
 		return fmt.Errorf("readiness: publish %s on %s: %w", e.ID(), subject, err)
 	}
 	return nil
+}
+
+// SyncOverrides makes the bucket's override.<region> keys equal active:
+// puts what changed, deletes what is no longer active.
+func (b *Bus) SyncOverrides(ctx context.Context, active map[string]Override) error {
+	keys, err := b.kv.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	present := map[string]bool{}
+	for k := range keys.Keys() {
+		if strings.HasPrefix(k, OverrideKeyPrefix) {
+			present[strings.TrimPrefix(k, OverrideKeyPrefix)] = true
+		}
+	}
+	for region := range present {
+		if _, ok := active[region]; !ok {
+			if err := b.kv.Delete(ctx, OverrideKeyPrefix+region); err != nil {
+				return err
+			}
+		}
+	}
+	for region, o := range active {
+		val, err := json.Marshal(o)
+		if err != nil {
+			return err
+		}
+		if e, err := b.kv.Get(ctx, OverrideKeyPrefix+region); err == nil && string(e.Value()) == string(val) {
+			continue
+		}
+		if _, err := b.kv.Put(ctx, OverrideKeyPrefix+region, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecordFlip stores the last allowed move of traffic under FlipKey.
+func (b *Bus) RecordFlip(ctx context.Context, f Flip) error {
+	val, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	_, err = b.kv.Put(ctx, FlipKey, val)
+	return err
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regionsync/regionsync/internal/config"
@@ -147,11 +148,17 @@ func (p *Publisher) Step(ctx context.Context, l *topology.Leader) error {
 		}
 		p.m.verdict.observe(region, p.opts.Observer, v.State)
 	}
-	resp, err := l.Txn(ctx, nil, []clientv3.Op{clientv3.OpGet(p.opts.Keys.Readiness(), clientv3.WithPrefix())}, nil)
+	resp, err := l.Txn(ctx, nil, []clientv3.Op{
+		clientv3.OpGet(p.opts.Keys.Readiness(), clientv3.WithPrefix()),
+		clientv3.OpGet(p.opts.Keys.Overrides(), clientv3.WithPrefix()),
+	}, nil)
 	if err != nil {
 		return fmt.Errorf("read verdicts: %w", err)
 	}
-	byRegion := p.decodeVerdicts(resp)
+	byRegion := p.decodeVerdicts(resp.Responses[0].GetResponseRange().Kvs)
+	if bus := p.bus.Load(); bus != nil {
+		p.mirrorOverrides(ctx, bus, resp.Responses[1].GetResponseRange().Kvs, now)
+	}
 	for _, region := range p.opts.Regions {
 		a := AggregateVerdicts(region, byRegion[region], now, resp.Header.Revision, p.opts.Observer, p.opts.Budgets(region).VerdictTTL.Std())
 		if p.opts.Signer != nil {
@@ -197,40 +204,63 @@ func (p *Publisher) inputs(region string, now time.Time, topo topology.Topology,
 
 // decodeVerdicts parses readiness/<region>/<observer> values; malformed
 // or (with a Verifier) unverifiable ones are logged and not counted.
-func (p *Publisher) decodeVerdicts(resp *clientv3.TxnResponse) map[string][]Verdict {
+func (p *Publisher) decodeVerdicts(kvs []*mvccpb.KeyValue) map[string][]Verdict {
 	out := map[string][]Verdict{}
-	for _, r := range resp.Responses {
-		for _, kv := range r.GetResponseRange().Kvs {
-			rel := strings.TrimPrefix(string(kv.Key), p.opts.Keys.Readiness())
-			region, observer, ok := strings.Cut(rel, "/")
-			var v Verdict
-			err := json.Unmarshal(kv.Value, &v)
-			switch {
-			case !ok:
-				err = errors.New("key is not readiness/<region>/<observer>")
-			case err != nil:
-			case v.Region != region || v.Observer != observer:
-				err = fmt.Errorf("verdict names region %q observer %q", v.Region, v.Observer)
-			case v.SchemaVersion != SchemaVersion:
-				err = fmt.Errorf("unknown schema version %d", v.SchemaVersion)
-			case p.opts.Verifier != nil:
-				err = p.opts.Verifier.VerifyVerdict(v)
-			}
-			if err != nil {
-				p.m.errors.WithLabelValues("verdict_rejected").Inc()
-				if p.rejected[string(kv.Key)] != kv.ModRevision { // once per value
-					p.rejected[string(kv.Key)] = kv.ModRevision
-					p.log.Warn("readiness: verdict not counted", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
-				}
-				continue
-			}
-			out[region] = append(out[region], v)
+	for _, kv := range kvs {
+		rel := strings.TrimPrefix(string(kv.Key), p.opts.Keys.Readiness())
+		region, observer, ok := strings.Cut(rel, "/")
+		var v Verdict
+		err := json.Unmarshal(kv.Value, &v)
+		switch {
+		case !ok:
+			err = errors.New("key is not readiness/<region>/<observer>")
+		case err != nil:
+		case v.Region != region || v.Observer != observer:
+			err = fmt.Errorf("verdict names region %q observer %q", v.Region, v.Observer)
+		case v.SchemaVersion != SchemaVersion:
+			err = fmt.Errorf("unknown schema version %d", v.SchemaVersion)
+		case p.opts.Verifier != nil:
+			err = p.opts.Verifier.VerifyVerdict(v)
 		}
+		if err != nil {
+			p.m.errors.WithLabelValues("verdict_rejected").Inc()
+			if p.rejected[string(kv.Key)] != kv.ModRevision { // once per value
+				p.rejected[string(kv.Key)] = kv.ModRevision
+				p.log.Warn("readiness: verdict not counted", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
+			}
+			continue
+		}
+		out[region] = append(out[region], v)
 	}
 	for _, vs := range out {
 		sort.Slice(vs, func(i, j int) bool { return vs[i].Observer < vs[j].Observer })
 	}
 	return out
+}
+
+// mirrorOverrides copies the active overrides from etcd (the record) to
+// the KV bucket (override.<region>) for gate clients, and removes the ones
+// that expired or were deleted.
+func (p *Publisher) mirrorOverrides(ctx context.Context, bus *Bus, kvs []*mvccpb.KeyValue, now time.Time) {
+	active := map[string]Override{}
+	for _, kv := range kvs {
+		var o Override
+		region := strings.TrimPrefix(string(kv.Key), p.opts.Keys.Overrides())
+		if err := json.Unmarshal(kv.Value, &o); err != nil || o.Region != region {
+			if p.rejected[string(kv.Key)] != kv.ModRevision {
+				p.rejected[string(kv.Key)] = kv.ModRevision
+				p.log.Warn("readiness: override ignored", "key", string(kv.Key), "revision", kv.ModRevision, "err", err, "region", o.Region)
+			}
+			continue
+		}
+		if o.Active(now) {
+			active[region] = o
+		}
+	}
+	if err := bus.SyncOverrides(ctx, active); err != nil {
+		p.m.errors.WithLabelValues("kv").Inc()
+		p.log.Warn("readiness: overrides not mirrored to the KV bucket", "err", err)
+	}
 }
 
 // publish stores a in the KV bucket; the observer whose compare-and-swap

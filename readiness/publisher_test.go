@@ -11,36 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/regionsync/regionsync/internal/config"
+	"github.com/regionsync/regionsync/readiness/readinesstest"
 	"github.com/regionsync/regionsync/replicate"
 	"github.com/regionsync/regionsync/topology"
 	"github.com/regionsync/regionsync/topology/etcdtest"
 )
-
-func startNATS(t *testing.T) *nats.Conn {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
 
 // fakeStatuses is the replication view the test controls: the lag of
 // east→west in seconds.
@@ -70,7 +49,7 @@ func testBudgets(string) config.Budgets {
 func TestPublisherKVAndEvents(t *testing.T) {
 	etcd := etcdtest.Start(t, 1)
 	cli := etcd.Client(t)
-	nc := startNATS(t)
+	_, nc := readinesstest.StartNATS(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

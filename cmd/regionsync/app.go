@@ -50,6 +50,7 @@ type app struct {
 
 	publishers map[string]*readiness.Publisher // region → its leader's publisher
 	busConns   []*busConnector
+	gates      []*gateRunner
 	busMu      sync.Mutex
 	buses      map[string]*readiness.Bus // region → NATS bus, once connected
 }
@@ -171,6 +172,9 @@ func (a *app) run(ctx context.Context, extra ...runnable) error {
 	}
 	for _, b := range a.busConns {
 		all = append(all, b)
+	}
+	for _, g := range a.gates {
+		all = append(all, g)
 	}
 	for _, r := range all {
 		g.Go(func() error { return r.Run(ctx) })

@@ -68,6 +68,8 @@ defaults, or "regionsync run --config FILE" for the worker of one region.`,
 		newOffsetsCmd(),
 		newTopologyCmd(),
 		newStatusCmd(),
+		newGateCmd(),
+		newKeysCmd(),
 	)
 	return root
 }
