@@ -10,6 +10,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/regionsync/regionsync/schemas"
 )
 
 // Names on NATS.
@@ -26,8 +28,8 @@ const (
 	SubjectAlerts = "regionsync.alerts"
 	// SubjectGate carries gate decisions and override changes.
 	SubjectGate = "regionsync.gate"
-	// SchemaBase is where the JSON Schemas are published (dataschema).
-	SchemaBase = "https://regionsync.io/schemas/"
+	// SchemaBase is the $id prefix of the JSON Schemas (dataschema).
+	SchemaBase = schemas.Base
 )
 
 // CloudEvent types.

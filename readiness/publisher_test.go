@@ -17,6 +17,7 @@ import (
 	"github.com/regionsync/regionsync/internal/config"
 	"github.com/regionsync/regionsync/readiness/readinesstest"
 	"github.com/regionsync/regionsync/replicate"
+	"github.com/regionsync/regionsync/schemas"
 	"github.com/regionsync/regionsync/topology"
 	"github.com/regionsync/regionsync/topology/etcdtest"
 )
@@ -161,6 +162,9 @@ func TestPublisherKVAndEvents(t *testing.T) {
 	msg, err := events.NextMsg(5 * time.Second)
 	if err != nil {
 		t.Fatalf("no CloudEvent on %s.west: %v", SubjectReadiness, err)
+	}
+	if err := schemas.Validate("cloudevent", msg.Data); err != nil {
+		t.Fatalf("the readiness event does not match its schema: %v", err)
 	}
 	var ce map[string]any
 	if err := json.Unmarshal(msg.Data, &ce); err != nil {

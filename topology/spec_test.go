@@ -8,11 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
-	"sort"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/regionsync/regionsync/schemas"
 )
 
 // TestParseSpecs: good spec files parse; bad ones fail with every problem
@@ -105,17 +104,11 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 // TestSchemas validates every example in schemas/testdata against its JSON
-// Schema and against the Go decoder: good examples pass both and round-trip
-// through the Go type unchanged; bad ones (*.bad.json) fail both.
-//
-// The validator here implements the draft 2020-12 keywords the two schemas
-// use (type, const, enum, pattern, required, properties,
-// additionalProperties, propertyNames, items, minimum, format date-time as
-// an assertion); it fails on any other keyword so the schemas cannot outgrow
-// it unnoticed.
+// Schema (santhosh-tekuri/jsonschema, draft 2020-12, formats asserted) and
+// against the Go decoder: good examples pass both and round-trip through the
+// Go type unchanged; bad ones (*.bad.json) fail both.
 func TestSchemas(t *testing.T) {
 	for _, kind := range []string{"region", "worker"} {
-		schema := loadJSON(t, filepath.Join("..", "schemas", kind+".schema.json"))
 		files, err := filepath.Glob(filepath.Join("..", "schemas", "testdata", kind+"-*.json"))
 		if err != nil || len(files) < 4 {
 			t.Fatalf("%s examples: %v %v", kind, files, err)
@@ -127,7 +120,7 @@ func TestSchemas(t *testing.T) {
 					t.Fatal(err)
 				}
 				doc := loadJSON(t, f)
-				schemaErr := validate(schema, doc, "$")
+				schemaErr := schemas.Validate(kind, raw)
 				goErr := decodeExample(kind, doc, raw)
 				if strings.HasSuffix(f, ".bad.json") {
 					if schemaErr == nil {
@@ -192,135 +185,4 @@ func loadJSON(t *testing.T, path string) any {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return v
-}
-
-var knownKeywords = map[string]bool{
-	"$schema": true, "$id": true, "title": true, "description": true,
-	"type": true, "const": true, "enum": true, "pattern": true, "required": true,
-	"properties": true, "additionalProperties": true, "propertyNames": true,
-	"items": true, "minimum": true, "format": true,
-}
-
-// validate checks doc against schema (the subset described on TestSchemas).
-func validate(schema, doc any, path string) error {
-	s, ok := schema.(map[string]any)
-	if !ok {
-		if b, ok := schema.(bool); ok {
-			if !b {
-				return fmt.Errorf("%s: not allowed", path)
-			}
-			return nil
-		}
-		return fmt.Errorf("%s: schema is neither object nor boolean", path)
-	}
-	var errs []string
-	fail := func(format string, args ...any) { errs = append(errs, path+": "+fmt.Sprintf(format, args...)) }
-	for k := range s {
-		if !knownKeywords[k] {
-			return fmt.Errorf("%s: the test validator does not implement keyword %q", path, k)
-		}
-	}
-	if ty, ok := s["type"].(string); ok && !hasType(doc, ty) {
-		fail("want type %s, got %T", ty, doc)
-		return errors.New(strings.Join(errs, "; "))
-	}
-	if c, ok := s["const"]; ok && !reflect.DeepEqual(c, doc) {
-		fail("want const %v, got %v", c, doc)
-	}
-	if e, ok := s["enum"].([]any); ok {
-		found := false
-		for _, x := range e {
-			found = found || reflect.DeepEqual(x, doc)
-		}
-		if !found {
-			fail("%v not in enum %v", doc, e)
-		}
-	}
-	if p, ok := s["pattern"].(string); ok {
-		if str, ok := doc.(string); ok && !regexp.MustCompile(p).MatchString(str) {
-			fail("%q does not match %s", str, p)
-		}
-	}
-	if min, ok := s["minimum"].(float64); ok {
-		if n, ok := doc.(float64); ok && n < min {
-			fail("%v < minimum %v", n, min)
-		}
-	}
-	if f, ok := s["format"].(string); ok {
-		str, _ := doc.(string)
-		if f != "date-time" {
-			return fmt.Errorf("%s: format %q not implemented", path, f)
-		}
-		if _, err := time.Parse(time.RFC3339Nano, str); err != nil {
-			fail("not an RFC 3339 date-time: %q", str)
-		}
-	}
-	if obj, ok := doc.(map[string]any); ok {
-		if req, ok := s["required"].([]any); ok {
-			for _, r := range req {
-				if _, ok := obj[r.(string)]; !ok {
-					fail("missing required %q", r)
-				}
-			}
-		}
-		props, _ := s["properties"].(map[string]any)
-		keys := make([]string, 0, len(obj))
-		for k := range obj {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if pn, ok := s["propertyNames"]; ok {
-				if err := validate(pn, k, path+".<name "+k+">"); err != nil {
-					errs = append(errs, err.Error())
-				}
-			}
-			if ps, ok := props[k]; ok {
-				if err := validate(ps, obj[k], path+"."+k); err != nil {
-					errs = append(errs, err.Error())
-				}
-			} else if ap, ok := s["additionalProperties"]; ok {
-				if err := validate(ap, obj[k], path+"."+k); err != nil {
-					errs = append(errs, err.Error())
-				}
-			}
-		}
-	}
-	if arr, ok := doc.([]any); ok {
-		if it, ok := s["items"]; ok {
-			for i, x := range arr {
-				if err := validate(it, x, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-					errs = append(errs, err.Error())
-				}
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
-	}
-	return nil
-}
-
-func hasType(doc any, ty string) bool {
-	switch ty {
-	case "object":
-		_, ok := doc.(map[string]any)
-		return ok
-	case "array":
-		_, ok := doc.([]any)
-		return ok
-	case "string":
-		_, ok := doc.(string)
-		return ok
-	case "boolean":
-		_, ok := doc.(bool)
-		return ok
-	case "integer":
-		n, ok := doc.(float64)
-		return ok && n == float64(int64(n))
-	case "number":
-		_, ok := doc.(float64)
-		return ok
-	}
-	return false
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/regionsync/regionsync/readiness/gateclient"
 	"github.com/regionsync/regionsync/readiness/gateserver"
 	"github.com/regionsync/regionsync/readiness/readinesstest"
+	"github.com/regionsync/regionsync/schemas"
 	"github.com/regionsync/regionsync/topology"
 	"github.com/regionsync/regionsync/topology/etcdtest"
 )
@@ -88,6 +89,9 @@ func TestGateServerAudit(t *testing.T) {
 			t.Fatalf("audit stream: %v (so far %v)", err, subjects)
 		}
 		subjects[m.Subject()]++
+		if err := schemas.Validate("cloudevent", m.Data()); err != nil {
+			t.Fatalf("audit record on %s does not match the schema: %v", m.Subject(), err)
+		}
 		var ce map[string]any
 		if err := json.Unmarshal(m.Data(), &ce); err != nil || ce["specversion"] != "1.0" || m.Headers().Get("Nats-Msg-Id") != ce["id"] {
 			t.Fatalf("audit record is not a CloudEvent with its id as Nats-Msg-Id: %s", m.Data())
