@@ -66,6 +66,7 @@ type Publisher struct {
 	log  *slog.Logger
 	m    *publisherMetrics
 	bus  atomic.Pointer[Bus]
+	live atomic.Pointer[Liveness]
 
 	mu       sync.Mutex
 	latest   map[string]Aggregate
@@ -93,6 +94,10 @@ func NewPublisher(opts PublisherOptions, src Sources, reg prometheus.Registerer,
 
 // SetBus attaches the NATS bus; aggregates go to it from the next step.
 func (p *Publisher) SetBus(b *Bus) { p.bus.Store(b) }
+
+// SetLiveness attaches worker heartbeats: a registered worker not heard
+// within HeartbeatTimeout no longer counts as live.
+func (p *Publisher) SetLiveness(l *Liveness) { p.live.Store(l) }
 
 // Latest returns the aggregates this publisher computed last, by region.
 func (p *Publisher) Latest() map[string]Aggregate {
@@ -191,10 +196,15 @@ func (p *Publisher) inputs(region string, now time.Time, topo topology.Topology,
 	} else {
 		in.EtcdQuorumErr = "no etcd health measured yet"
 	}
+	live := p.live.Load()
 	for _, w := range topo.Workers {
-		if w.Region == region {
-			in.Workers++
+		if w.Region != region {
+			continue
 		}
+		if alive, ok := live.Alive(region, w.ID, now); ok && !alive {
+			continue // registered, but silent on NATS: killed or cut off
+		}
+		in.Workers++
 	}
 	if p.src.Extra != nil {
 		in.Extra = p.src.Extra(region)

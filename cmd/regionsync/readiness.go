@@ -107,18 +107,20 @@ func (a *app) addReadiness(cfg *config.Config) error {
 		}
 		n.AddLeaderTask("readiness", p.Task)
 		a.publishers[region] = p
-		a.busConns = append(a.busConns, &busConnector{region: region, url: r.NATS.URL, opts: nopts, pub: p, app: a})
+		a.busConns = append(a.busConns, &busConnector{region: region, worker: n.WorkerID(), url: r.NATS.URL, opts: nopts, pub: p, app: a})
 	}
 	return nil
 }
 
-// busConnector connects to a region's NATS, opens the readiness bus
-// (retrying until NATS answers) and hands it to the publisher; it keeps
-// the connection until ctx ends. nats.go reconnects by itself; the
+// busConnector connects to a region's NATS, announces this worker there
+// (heartbeats), watches every worker's heartbeats for the publisher, opens
+// the readiness bus (retrying until NATS answers) and hands it to the
+// publisher; it keeps the connection until ctx ends. nats.go reconnects by itself; the
 // publisher writes the KV bucket every interval, so a reconnected bus gets
 // the latest verdict at once.
 type busConnector struct {
 	region string
+	worker string
 	url    string
 	opts   []nats.Option
 	pub    *readiness.Publisher
@@ -136,6 +138,12 @@ func (b *busConnector) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	live, err := readiness.WatchLiveness(nc)
+	if err != nil {
+		return fmt.Errorf("region %q nats: worker heartbeats: %w", b.region, err)
+	}
+	b.pub.SetLiveness(live)
+	go readiness.Beat(ctx, nc, b.region, b.worker)
 	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		bus, err := readiness.OpenBus(octx, js, 1)

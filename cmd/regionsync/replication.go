@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/regionsync/regionsync/internal/clients"
 	"github.com/regionsync/regionsync/internal/config"
@@ -48,7 +49,8 @@ func newKafkaObserver(cfg *config.Config, a *app) (*replicate.Kafka, error) {
 	if err != nil {
 		return nil, err
 	}
-	return replicate.NewKafka(replicate.KafkaOptions{Flows: flows, Budgets: cfg.BudgetsFor}, a.reg, a.log)
+	return replicate.NewKafka(replicate.KafkaOptions{Flows: flows, Budgets: cfg.BudgetsFor,
+		Interval: cfg.Readiness.Defaults.EvaluateInterval.Std()}, a.reg, a.log)
 }
 
 // observedDCs describes every region's Cassandra DC of cfg (regions
@@ -76,7 +78,12 @@ func newCassandraObserver(cfg *config.Config, a *app) (*replicate.Cassandra, err
 	if err != nil || len(dcs) == 0 {
 		return nil, err
 	}
-	return replicate.NewCassandra(replicate.CassandraOptions{DCs: dcs, Budgets: cfg.BudgetsFor}, a.reg, a.log)
+	probe := time.Duration(0)
+	for _, r := range cfg.Regions {
+		probe = max(probe, r.Cassandra.ProbeTimeout.Std())
+	}
+	return replicate.NewCassandra(replicate.CassandraOptions{DCs: dcs, Budgets: cfg.BudgetsFor,
+		Interval: cfg.Readiness.Defaults.EvaluateInterval.Std(), ProbeTimeout: probe}, a.reg, a.log)
 }
 
 // addReplication adds the replication observers to the app.

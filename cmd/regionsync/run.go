@@ -14,6 +14,8 @@ type runOptions struct {
 	configPath string
 	region     string
 	listen     string
+	runFlows   bool
+	workerID   string
 }
 
 func newRunCmd(g *globalFlags) *cobra.Command {
@@ -47,6 +49,8 @@ stops it gracefully.`,
 	f.StringVarP(&o.configPath, "config", "c", "", "path of the YAML config (required)")
 	f.StringVar(&o.region, "region", "", "name of the region this worker runs in (required)")
 	f.StringVar(&o.listen, "listen", "", "override server.listen from the config")
+	f.BoolVar(&o.runFlows, "run-flows", true, "run the flows whose target is this region (false: an observer-only worker)")
+	f.StringVar(&o.workerID, "worker-id", "", "worker id, unique in the deployment (default <hostname>-<pid>)")
 	_ = cmd.MarkFlagRequired("config")
 	_ = cmd.MarkFlagRequired("region")
 	return cmd
@@ -68,11 +72,13 @@ func runWorker(ctx context.Context, stderr io.Writer, g *globalFlags, o *runOpti
 	if err := a.addRegion(cfg, region); err != nil {
 		return err
 	}
-	if err := a.addNode(cfg, region, ""); err != nil {
+	if err := a.addNode(cfg, region, o.workerID); err != nil {
 		return err
 	}
-	if err := a.addFlows(cfg, region.Name); err != nil {
-		return err
+	if o.runFlows {
+		if err := a.addFlows(cfg, region.Name); err != nil {
+			return err
+		}
 	}
 	if err := a.addReplication(cfg); err != nil {
 		return err

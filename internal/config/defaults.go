@@ -50,6 +50,7 @@ func (c *Config) applyDefaults() {
 		setDefault(&r.Kafka.ClientID, "regionsync-"+r.Name)
 		setDefault(&r.Etcd.DialTimeout, Duration(5*time.Second))
 		setDefault(&r.Cassandra.Timeout, Duration(5*time.Second))
+		setDefault(&r.Cassandra.ProbeTimeout, Duration(time.Second))
 	}
 	for i := range c.Flows {
 		f := &c.Flows[i]

@@ -79,6 +79,9 @@ type Cassandra struct {
 	TLS       TLS      `yaml:"tls"`
 	// Timeout per query and connect. Default 5s.
 	Timeout Duration `yaml:"timeout"`
+	// ProbeTimeout of the per-node liveness probe: a node that does not
+	// answer within it counts as down. Default 1s.
+	ProbeTimeout Duration `yaml:"probe_timeout"`
 }
 
 // Etcd is how a region reaches the cross-DC etcd cluster.
