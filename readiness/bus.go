@@ -196,3 +196,35 @@ func (b *Bus) RecordFlip(ctx context.Context, f Flip) error {
 	_, err = b.kv.Put(ctx, FlipKey, val)
 	return err
 }
+
+// PutFailSafe stores a (NOT_READY, made without etcd) unless the bucket
+// already says NOT_READY or UNKNOWN for the region (ErrStale): it takes the
+// stored aggregate's revision + 1, so the next aggregate computed with etcd
+// (at a higher etcd revision) replaces it. prev is what was stored.
+func (b *Bus) PutFailSafe(ctx context.Context, a Aggregate, signer *Signer) (prev Aggregate, err error) {
+	cur, rev, err := b.Latest(ctx, a.Region)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil && rev == 0:
+		return Aggregate{}, err
+	case err == nil && (cur.State == NotReady || cur.State == Unknown):
+		return cur, ErrStale
+	}
+	a.Revision = cur.Revision + 1
+	if err := signer.SignAggregate(&a); err != nil {
+		return cur, err
+	}
+	val, err := json.Marshal(a)
+	if err != nil {
+		return cur, err
+	}
+	if rev == 0 {
+		_, err = b.kv.Create(ctx, a.Region, val)
+	} else {
+		_, err = b.kv.Update(ctx, a.Region, val, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return cur, ErrStale // someone wrote meanwhile; next step decides again
+	}
+	return cur, err
+}

@@ -87,6 +87,16 @@ func (e *Evaluator) Evaluate(in Inputs) Verdict {
 	return v
 }
 
+// Failed records that region could not be judged (the observer lost etcd,
+// say): READY then returns only after a full hold period again.
+func (e *Evaluator) Failed(region string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if h := e.state[region]; h != nil {
+		h.passingSince = time.Time{}
+	}
+}
+
 // decide maps the worst check result and the hold period to a state.
 func decide(worst replicate.Result, checks []Check, passingSince *time.Time, hold time.Duration, now time.Time) (State, string) {
 	switch worst {

@@ -136,6 +136,52 @@ func (p *Publisher) Step(ctx context.Context, l *topology.Leader) error {
 	start := time.Now()
 	now := start
 	topo := p.src.Topology()
+	if h := topo.Health; h != nil && !h.CheckedAt.IsZero() && !h.QuorumReachable {
+		// Nothing can be written or read fenced without quorum, and this
+		// term will end when the lease does: say so on NATS while we can.
+		p.failSafe(ctx, now, "observer "+p.opts.Observer+" cannot reach etcd's quorum: "+h.QuorumError)
+		return nil
+	}
+	err := p.step(ctx, l, topo, now)
+	if err != nil && !errors.Is(err, topology.ErrNotLeader) && ctx.Err() == nil {
+		p.failSafe(ctx, now, fmt.Sprintf("observer %s cannot publish through etcd: %v", p.opts.Observer, err))
+	}
+	if err == nil {
+		p.m.stepSeconds.Observe(time.Since(start).Seconds())
+	}
+	return err
+}
+
+// failSafe turns every region's aggregate on NATS NOT_READY when this
+// observer cannot use etcd: the bucket must not keep saying READY until
+// expiry.
+func (p *Publisher) failSafe(ctx context.Context, now time.Time, reason string) {
+	bus := p.bus.Load()
+	if bus == nil {
+		return
+	}
+	for _, region := range p.opts.Regions {
+		p.eval.Failed(region)
+		ttl := p.opts.Budgets(region).VerdictTTL.Std()
+		a := Aggregate{SchemaVersion: SchemaVersion, Region: region, State: NotReady, Reason: reason, Votes: []Vote{}, Verdicts: []Verdict{},
+			RPOSeconds: replicate.UnknownFigure(), ObservedAt: now, ExpiresAt: now.Add(ttl), PublishedBy: p.opts.Observer}
+		prev, err := bus.PutFailSafe(ctx, a, p.opts.Signer)
+		switch {
+		case errors.Is(err, ErrStale):
+		case err != nil:
+			p.m.errors.WithLabelValues("kv").Inc()
+			p.log.Warn("readiness: fail-safe verdict not published", "region", region, "err", err)
+		default:
+			p.changed(ctx, bus, prev, a)
+		}
+	}
+}
+
+// step evaluates, writes, reads and aggregates with etcd, each etcd call
+// bounded so a lost quorum cannot stall it.
+func (p *Publisher) step(ctx context.Context, l *topology.Leader, topo topology.Topology, now time.Time) error {
+	octx, cancel := context.WithTimeout(ctx, max(p.opts.Interval, time.Second))
+	defer cancel()
 	statuses := p.src.Statuses()
 	for _, region := range p.opts.Regions {
 		v := p.eval.Evaluate(p.inputs(region, now, topo, statuses))
@@ -148,12 +194,12 @@ func (p *Publisher) Step(ctx context.Context, l *topology.Leader) error {
 		if err != nil {
 			return fmt.Errorf("verdict on %s: %w", region, err)
 		}
-		if _, err := l.Put(ctx, p.opts.Keys.Verdict(region, p.opts.Observer), string(b), clientv3.WithLease(l.Lease())); err != nil {
+		if _, err := l.Put(octx, p.opts.Keys.Verdict(region, p.opts.Observer), string(b), clientv3.WithLease(l.Lease())); err != nil {
 			return fmt.Errorf("write verdict on %s: %w", region, err)
 		}
 		p.m.verdict.observe(region, p.opts.Observer, v.State)
 	}
-	resp, err := l.Txn(ctx, nil, []clientv3.Op{
+	resp, err := l.Txn(octx, nil, []clientv3.Op{
 		clientv3.OpGet(p.opts.Keys.Readiness(), clientv3.WithPrefix()),
 		clientv3.OpGet(p.opts.Keys.Overrides(), clientv3.WithPrefix()),
 	}, nil)
@@ -179,7 +225,6 @@ func (p *Publisher) Step(ctx context.Context, l *topology.Leader) error {
 			p.publish(ctx, bus, a)
 		}
 	}
-	p.m.stepSeconds.Observe(time.Since(start).Seconds())
 	return nil
 }
 
@@ -287,6 +332,12 @@ func (p *Publisher) publish(ctx context.Context, bus *Bus, a Aggregate) {
 		p.log.Warn("readiness: KV put failed", "region", a.Region, "err", err)
 		return
 	}
+	p.changed(ctx, bus, prev, a)
+}
+
+// changed sends the CloudEvent of a state change (and the alert when a
+// region stops being READY); nothing when the state did not change.
+func (p *Publisher) changed(ctx context.Context, bus *Bus, prev, a Aggregate) {
 	if prev.State == a.State {
 		return
 	}

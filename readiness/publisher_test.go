@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,7 +68,7 @@ func TestPublisherKVAndEvents(t *testing.T) {
 	keys := topology.NewKeys("/rs-test/")
 	fs := &fakeStatuses{}
 	fs.lag.Store(0.5)
-	health := &topology.Health{Observer: "east", QuorumReachable: true}
+	var quorumLost atomic.Bool
 	p, err := NewPublisher(PublisherOptions{Observer: "east", Keys: keys, Regions: []string{"east", "west"},
 		Budgets: testBudgets, Interval: 200 * time.Millisecond, Signer: signer, Verifier: verifier, Bus: bus,
 		ExpectedStores: func(r string) []string {
@@ -77,6 +78,7 @@ func TestPublisherKVAndEvents(t *testing.T) {
 			return nil
 		}},
 		Sources{Statuses: fs.get, Topology: func() topology.Topology {
+			health := &topology.Health{Observer: "east", QuorumReachable: !quorumLost.Load(), CheckedAt: time.Now(), QuorumError: "test: quorum lost"}
 			return topology.Topology{Health: health, Workers: []topology.Worker{
 				{WorkerInfo: topology.WorkerInfo{ID: "e1", Region: "east"}}, {WorkerInfo: topology.WorkerInfo{ID: "w1", Region: "west"}}}}
 		}}, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(testWriter{t}, nil)))
@@ -186,6 +188,21 @@ func TestPublisherKVAndEvents(t *testing.T) {
 		t.Fatalf("READY again %s after the checks passed, before the hold period", held)
 	}
 	t.Logf("READY again %s after the checks passed (hold 1.5 s)", again.at.Sub(passing).Round(time.Millisecond))
+
+	// Without etcd's quorum nothing can be fenced: the bucket turns
+	// NOT_READY at once instead of saying READY until expiry.
+	quorumLost.Store(true)
+	lost := time.Now()
+	fs1 := waitState(NotReady, 2*time.Second)
+	if !strings.Contains(fs1.a.Reason, "cannot reach etcd's quorum") {
+		t.Fatalf("fail-safe reason: %s", fs1.a.Reason)
+	}
+	t.Logf("quorum lost → NOT_READY in the KV bucket after %s", fs1.at.Sub(lost).Round(time.Millisecond))
+	quorumLost.Store(false)
+	back := time.Now()
+	if r := waitState(Ready, 5*time.Second); r.at.Sub(back) < 1200*time.Millisecond {
+		t.Fatalf("READY %s after quorum returned, before the hold period", r.at.Sub(back))
+	}
 }
 
 type testWriter struct{ t *testing.T }
