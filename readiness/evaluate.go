@@ -87,6 +87,16 @@ func (e *Evaluator) Evaluate(in Inputs) Verdict {
 	return v
 }
 
+// Reset forgets every region's history: a new leadership term starts with
+// no claim that anything passed before it.
+func (e *Evaluator) Reset() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, h := range e.state {
+		h.passingSince = time.Time{}
+	}
+}
+
 // Failed records that region could not be judged (the observer lost etcd,
 // say): READY then returns only after a full hold period again.
 func (e *Evaluator) Failed(region string) {

@@ -71,6 +71,9 @@ type Publisher struct {
 	mu       sync.Mutex
 	latest   map[string]Aggregate
 	rejected map[string]int64 // key → mod revision already logged as not counted
+
+	mirrored   string // the active overrides last mirrored to the bucket (keys@revisions)
+	mirroredTo *Bus
 }
 
 // NewPublisher returns a publisher; it does no I/O.
@@ -113,6 +116,9 @@ func (p *Publisher) Latest() map[string]Aggregate {
 // Task is the topology.LeaderFunc: it publishes every Interval until the
 // term ends (ctx cancelled), then returns nil.
 func (p *Publisher) Task(ctx context.Context, l *topology.Leader) error {
+	// What this process judged in an earlier term is stale: READY needs a
+	// full hold period within this one.
+	p.eval.Reset()
 	t := time.NewTicker(p.opts.Interval)
 	defer t.Stop()
 	for {
@@ -183,6 +189,8 @@ func (p *Publisher) step(ctx context.Context, l *topology.Leader, topo topology.
 	octx, cancel := context.WithTimeout(ctx, max(p.opts.Interval, time.Second))
 	defer cancel()
 	statuses := p.src.Statuses()
+	puts := make([]clientv3.Op, 0, len(p.opts.Regions))
+	verdicts := make([]Verdict, 0, len(p.opts.Regions))
 	for _, region := range p.opts.Regions {
 		v := p.eval.Evaluate(p.inputs(region, now, topo, statuses))
 		if p.opts.Signer != nil {
@@ -194,10 +202,15 @@ func (p *Publisher) step(ctx context.Context, l *topology.Leader, topo topology.
 		if err != nil {
 			return fmt.Errorf("verdict on %s: %w", region, err)
 		}
-		if _, err := l.Put(octx, p.opts.Keys.Verdict(region, p.opts.Observer), string(b), clientv3.WithLease(l.Lease())); err != nil {
-			return fmt.Errorf("write verdict on %s: %w", region, err)
-		}
-		p.m.verdict.observe(region, p.opts.Observer, v.State)
+		puts = append(puts, clientv3.OpPut(p.opts.Keys.Verdict(region, p.opts.Observer), string(b), clientv3.WithLease(l.Lease())))
+		verdicts = append(verdicts, v)
+	}
+	// Every verdict in one fenced transaction, then one fenced read.
+	if _, err := l.Txn(octx, nil, puts, nil); err != nil {
+		return fmt.Errorf("write verdicts: %w", err)
+	}
+	for _, v := range verdicts {
+		p.m.verdict.observe(v.Region, p.opts.Observer, v.State)
 	}
 	resp, err := l.Txn(octx, nil, []clientv3.Op{
 		clientv3.OpGet(p.opts.Keys.Readiness(), clientv3.WithPrefix()),
@@ -298,6 +311,7 @@ func (p *Publisher) decodeVerdicts(kvs []*mvccpb.KeyValue) map[string][]Verdict 
 // that expired or were deleted.
 func (p *Publisher) mirrorOverrides(ctx context.Context, bus *Bus, kvs []*mvccpb.KeyValue, now time.Time) {
 	active := map[string]Override{}
+	sig := ""
 	for _, kv := range kvs {
 		var o Override
 		region := strings.TrimPrefix(string(kv.Key), p.opts.Keys.Overrides())
@@ -310,12 +324,18 @@ func (p *Publisher) mirrorOverrides(ctx context.Context, bus *Bus, kvs []*mvccpb
 		}
 		if o.Active(now) {
 			active[region] = o
+			sig += fmt.Sprintf("%s@%d;", kv.Key, kv.ModRevision)
 		}
+	}
+	if sig == p.mirrored && bus == p.mirroredTo {
+		return // the bucket already holds exactly these
 	}
 	if err := bus.SyncOverrides(ctx, active); err != nil {
 		p.m.errors.WithLabelValues("kv").Inc()
 		p.log.Warn("readiness: overrides not mirrored to the KV bucket", "err", err)
+		return
 	}
+	p.mirrored, p.mirroredTo = sig, bus
 }
 
 // publish stores a in the KV bucket; the observer whose compare-and-swap

@@ -101,6 +101,12 @@ func (k *Kafka) settled() bool {
 		if o.syncTail == nil || !o.syncTail.caughtUp.Load() || o.hbTail == nil || !o.hbTail.caughtUp.Load() {
 			return false
 		}
+		o.mu.Lock()
+		done := o.cp.done
+		o.mu.Unlock()
+		if !done {
+			return false
+		}
 	}
 	return true
 }

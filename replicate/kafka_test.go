@@ -59,7 +59,7 @@ func lagScenario(t *testing.T, env kafkaEnv, whileStopped func(group, topic stri
 
 	obs := startObserver(t, env, flowName, topic)
 	s := waitStatus(t, obs, "flow running: no lag", func(f replicate.FlowFigures) bool {
-		return f.LagRecords == 0 && f.RecordLagSeconds == 0 && f.HeartbeatAgeSeconds.Known() && f.HeartbeatAgeSeconds < 2
+		return f.LagRecords == 0 && f.RecordLagSeconds == 0 && f.HeartbeatAgeSeconds.Known() && f.HeartbeatAgeSeconds < 2 && f.CheckpointAgeSeconds.Known()
 	})
 	if s.Result() != replicate.Pass {
 		t.Fatalf("running flow: result %s, failing %+v", s.Result(), s.Failing())

@@ -85,7 +85,21 @@ type flowObserver struct {
 	lastHB     time.Time
 
 	tsCache    map[tp]cachedTime
-	staleSince map[string]time.Time // "group topic/partition" → first seen stale
+	staleSince map[string]time.Time // "group topic/partition" → first seen stale; only the checkpoint pass touches it
+
+	// The checkpoint pass (consumer groups on both clusters) is slow on a
+	// cluster with many groups, so it runs beside the samples, one at a
+	// time, and samples report its latest result.
+	cpWG sync.WaitGroup
+	cp   checkpointResult
+}
+
+type checkpointResult struct {
+	running bool
+	done    bool      // a pass finished
+	stale   int       // stale translated offsets
+	oldest  time.Time // when the oldest of them was first seen stale
+	err     error
 }
 
 func newFlowObserver(f KafkaFlow, log *slog.Logger) *flowObserver {
@@ -125,6 +139,7 @@ func (o *flowObserver) connect() error {
 
 // close ends the tails (their context must have ended) and the clients.
 func (o *flowObserver) close() {
+	o.cpWG.Wait()
 	for _, t := range []*tail{o.syncTail, o.hbTail} {
 		if t != nil {
 			<-t.done
@@ -247,7 +262,7 @@ func (o *flowObserver) sample(ctx context.Context, now time.Time) FlowFigures {
 	if err := o.lagFigures(ctx, &ff, now); err != nil && ff.Error == "" {
 		ff.Error = err.Error()
 	}
-	if err := o.checkpointFigures(&ff, now); err != nil && ff.Error == "" {
+	if err := o.checkpointFigures(ctx, &ff, now); err != nil && ff.Error == "" {
 		ff.Error = err.Error()
 	}
 	ff.LagSeconds = maxKnown(ff.RecordLagSeconds, ff.HeartbeatAgeSeconds)

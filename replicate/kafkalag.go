@@ -107,13 +107,44 @@ func (o *flowObserver) partitionAge(ctx context.Context, p tp, next, hw int64, n
 // offsets (translated exactly through the offset-sync log) with the same
 // group's offsets on the target. An offset that is missing or behind there
 // is stale; the age is how long the oldest stale one has been seen stale.
-func (o *flowObserver) checkpointFigures(ff *FlowFigures, now time.Time) error {
+func (o *flowObserver) checkpointFigures(ctx context.Context, ff *FlowFigures, now time.Time) error {
 	if o.syncTail == nil || !o.syncTail.caughtUp.Load() {
 		return nil
 	}
+	o.mu.Lock()
+	if !o.cp.running && ctx.Err() == nil {
+		o.cp.running = true
+		o.cpWG.Add(1)
+		go func() {
+			defer o.cpWG.Done()
+			stale, oldest, err := o.checkpointPass(time.Now())
+			o.mu.Lock()
+			o.cp = checkpointResult{done: true, stale: stale, oldest: oldest, err: err}
+			o.mu.Unlock()
+		}()
+	}
+	cp := o.cp
+	o.mu.Unlock()
+	if !cp.done {
+		return nil
+	}
+	if cp.err != nil {
+		return cp.err
+	}
+	ff.StaleCheckpoints = cp.stale
+	ff.CheckpointAgeSeconds = 0
+	if cp.stale > 0 {
+		ff.CheckpointAgeSeconds = Figure(max(0, now.Sub(cp.oldest).Seconds()))
+	}
+	return nil
+}
+
+// checkpointPass compares every consumer group's translated offsets with
+// the target's and returns how many are stale and since when the oldest.
+func (o *flowObserver) checkpointPass(now time.Time) (int, time.Time, error) {
 	groups, err := o.srcAdmin.ListConsumerGroups()
 	if err != nil {
-		return fmt.Errorf("source consumer groups: %w", err)
+		return 0, time.Time{}, fmt.Errorf("source consumer groups: %w", err)
 	}
 	var names []string
 	for g := range groups {
@@ -125,7 +156,7 @@ func (o *flowObserver) checkpointFigures(ff *FlowFigures, now time.Time) error {
 	if len(names) > 0 {
 		desc, err := o.dstAdmin.DescribeConsumerGroups(names)
 		if err != nil {
-			return fmt.Errorf("target consumer groups: %w", err)
+			return 0, time.Time{}, fmt.Errorf("target consumer groups: %w", err)
 		}
 		for _, d := range desc {
 			active[d.GroupId] = d.State != "" && d.State != "Empty" && d.State != "Dead"
@@ -137,7 +168,7 @@ func (o *flowObserver) checkpointFigures(ff *FlowFigures, now time.Time) error {
 			continue
 		}
 		if err := o.checkGroup(g, now, seen); err != nil {
-			return err
+			return 0, time.Time{}, err
 		}
 	}
 	oldest := now
@@ -148,9 +179,7 @@ func (o *flowObserver) checkpointFigures(ff *FlowFigures, now time.Time) error {
 			oldest = since
 		}
 	}
-	ff.StaleCheckpoints = len(o.staleSince)
-	ff.CheckpointAgeSeconds = Figure(now.Sub(oldest).Seconds())
-	return nil
+	return len(o.staleSince), oldest, nil
 }
 
 // checkGroup marks in seen every stale offset of group g, noting when each
