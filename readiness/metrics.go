@@ -1,9 +1,9 @@
 package readiness
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regionsync/regionsync/internal/promutil"
 )
 
 // publisherMetrics export verdicts and aggregates.
@@ -43,24 +43,9 @@ func newPublisherMetrics(reg prometheus.Registerer) *publisherMetrics {
 			Name: "step_duration_seconds", Help: "Time to evaluate, write, aggregate and publish every region once.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 	}
-	m.verdict.g = registerOrReuse(reg, m.verdict.g)
-	m.aggregate.g = registerOrReuse(reg, m.aggregate.g)
-	m.errors = registerOrReuse(reg, m.errors)
-	m.stepSeconds = registerOrReuse(reg, m.stepSeconds)
+	m.verdict.g = promutil.RegisterOrReuse(reg, m.verdict.g)
+	m.aggregate.g = promutil.RegisterOrReuse(reg, m.aggregate.g)
+	m.errors = promutil.RegisterOrReuse(reg, m.errors)
+	m.stepSeconds = promutil.RegisterOrReuse(reg, m.stepSeconds)
 	return m
-}
-
-// registerOrReuse registers c, or returns the identical collector another
-// publisher of the process (dev runs one per region) registered first.
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }

@@ -1,9 +1,9 @@
 package replicate
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regionsync/regionsync/internal/promutil"
 )
 
 // statusMetrics export every store's Status: its RPO and its checks by
@@ -18,24 +18,9 @@ func newStatusMetrics(reg prometheus.Registerer) *statusMetrics {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "regionsync", Subsystem: "replication", Name: name, Help: help}, labels)
 	}
 	return &statusMetrics{
-		rpo:    registerOrReuse(reg, g("rpo_seconds", "Worst-case data-loss window if the source region were lost now (NaN: unknown).", []string{"store", "source", "target"})),
-		checks: registerOrReuse(reg, g("checks", "Checks of a region pair by result.", []string{"store", "source", "target", "result"})),
+		rpo:    promutil.RegisterOrReuse(reg, g("rpo_seconds", "Worst-case data-loss window if the source region were lost now (NaN: unknown).", []string{"store", "source", "target"})),
+		checks: promutil.RegisterOrReuse(reg, g("checks", "Checks of a region pair by result.", []string{"store", "source", "target", "result"})),
 	}
-}
-
-// registerOrReuse registers c, or returns the identical collector another
-// observer registered first.
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }
 
 func (m *statusMetrics) observeStatus(s Status) {
