@@ -142,6 +142,23 @@ func TestDevBinary(t *testing.T) {
 		t.Fatalf("regionsync status --config %s: err %v, want a passing east → west table:\n%s", cfgPath, err, out)
 	}
 	t.Logf("regionsync status:\n%s", out)
+	// Readiness: west turns READY after dev's 5 s hold period, and the gate
+	// answers from the KV bucket (gate check --config) and over HTTP.
+	waitOutput(t, &stdout, regexp.MustCompile(`west: .*verdict=READY`), 30*time.Second)
+	out, err = exec.Command(bin, "gate", "check", "--config", cfgPath, "--from", "east", "--to", "west").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "east → west: ALLOWED (target READY)") {
+		t.Fatalf("gate check --config: err %v\n%s", err, out)
+	}
+	t.Logf("regionsync gate check:\n%s", out)
+	base := strings.TrimSuffix(m[1], "/metrics")
+	if body := getBody(t, base+"/v1/regions/west"); !strings.Contains(body, `"state": "READY"`) {
+		t.Fatalf("/v1/regions/west = %s", body)
+	}
+	out, err = exec.Command(bin, "gate", "check", "--url", base, "--from", "west", "--to", "nowhere").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(out), "no verdict on nowhere") {
+		t.Fatalf("gate check to an unknown region: err %v, want exit 3 with a reason\n%s", err, out)
+	}
 	http.DefaultClient.CloseIdleConnections()
 
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
