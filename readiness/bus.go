@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/regionsync/regionsync/schemas"
@@ -71,6 +72,9 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, replicas int) (*Bus, e
 	}
 	return &Bus{js: js, kv: kv}, nil
 }
+
+// Conn is the NATS connection under the bus.
+func (b *Bus) Conn() *nats.Conn { return b.js.Conn() }
 
 // KV returns the readiness bucket.
 func (b *Bus) KV() jetstream.KeyValue { return b.kv }

@@ -76,7 +76,8 @@ func (g *gateRunner) Run(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	c := gateclient.New(g.a.bus(g.region).KV(), gateclient.Options{Verifier: g.verifier, Rules: g.rules, Log: g.a.log})
+	bus := g.a.bus(g.region)
+	c := gateclient.New(bus.KV(), gateclient.Options{Verifier: g.verifier, Rules: g.rules, Log: g.a.log, Conn: bus.Conn()})
 	g.client.Store(c)
 	return c.Run(ctx)
 }
@@ -195,7 +196,7 @@ func askKVGate(ctx context.Context, configPath, region, from, to string, timeout
 	if err != nil {
 		return readiness.Decision{}, fmt.Errorf("readiness bucket %s on %s: %w (has a worker published yet?)", readiness.Bucket, r.NATS.URL, err)
 	}
-	c := gateclient.New(kv, gateclient.Options{Verifier: verifier, Rules: gateRules(cfg)})
+	c := gateclient.New(kv, gateclient.Options{Verifier: verifier, Rules: gateRules(cfg), Conn: nc})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(ctx) }()
 	for !c.Current() && ctx.Err() == nil {

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/regionsync/regionsync/readiness"
@@ -38,6 +39,10 @@ type Options struct {
 	Fallback   string
 	HTTPClient *http.Client
 	Log        *slog.Logger
+	// Conn is the NATS connection under the bucket; when set, the view is
+	// current only while it is connected (a JetStream watch does not end
+	// when the server goes away).
+	Conn *nats.Conn
 }
 
 // Client keeps the latest verified view of the bucket.
@@ -167,8 +172,11 @@ func (c *Client) reject(key string, rev uint64, err error) {
 // Rejected counts values dropped as malformed or wrongly signed.
 func (c *Client) Rejected() int64 { return c.rejected.Load() }
 
-// Current reports whether the watch is synced and running.
-func (c *Client) Current() bool { return c.current.Load() }
+// Current reports whether the watch is synced and running (and, with
+// Options.Conn, NATS connected).
+func (c *Client) Current() bool {
+	return c.current.Load() && (c.opts.Conn == nil || c.opts.Conn.IsConnected())
+}
 
 // View returns the latest verified view (do not modify it).
 func (c *Client) View() *readiness.View { return c.view.Load() }
@@ -182,7 +190,7 @@ func (c *Client) State(region string) readiness.State {
 // Allowed answers from memory while the watch is current; otherwise from
 // the HTTP gate when configured (and from memory if that fails too).
 func (c *Client) Allowed(from, to string) readiness.Decision {
-	if !c.current.Load() && c.opts.Fallback != "" {
+	if !c.Current() && c.opts.Fallback != "" {
 		if d, err := c.askGate(from, to); err == nil {
 			return d
 		}

@@ -5,6 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,13 +20,14 @@ import (
 )
 
 type env struct {
+	srv    interface{ Shutdown() }
 	bus    *readiness.Bus
 	signer *readiness.Signer
 	client *gateclient.Client
 }
 
 func start(t testing.TB) env {
-	_, nc := readinesstest.StartNATS(t)
+	srv, nc := readinesstest.StartNATS(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -36,12 +40,12 @@ func start(t testing.TB) env {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	signer := &readiness.Signer{KeyID: "k1", Key: priv}
 	c := gateclient.New(bus.KV(), gateclient.Options{Verifier: &readiness.Verifier{Keys: map[string]ed25519.PublicKey{"k1": pub}},
-		Rules: readiness.Rules{MinFlipInterval: time.Minute}})
+		Rules: readiness.Rules{MinFlipInterval: time.Minute}, Conn: nc})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	return env{bus: bus, signer: signer, client: c}
+	return env{srv: srv, bus: bus, signer: signer, client: c}
 }
 
 func (e env) put(t testing.TB, region string, s readiness.State, sign bool, rev int64) readiness.Aggregate {
@@ -121,6 +125,35 @@ func TestClient(t *testing.T) {
 	}
 }
 
+// A NATS outage loses nothing that matters: the client stops being
+// current, keeps the last view, and once the verdict expires the region
+// reads NOT_READY; it never says READY on a verdict nobody refreshes.
+func TestClientNATSOutage(t *testing.T) {
+	e := start(t)
+	now := time.Now()
+	for _, r := range []string{"east", "west"} {
+		a := readiness.Aggregate{SchemaVersion: 1, Region: r, State: readiness.Ready, Reason: "test", ObservedAt: now,
+			ExpiresAt: now.Add(1500 * time.Millisecond), Revision: 1, PublishedBy: "east", Votes: []readiness.Vote{}, Verdicts: []readiness.Verdict{}}
+		if err := e.signer.SignAggregate(&a); err != nil {
+			t.Fatal(err)
+		}
+		val, _ := json.Marshal(a)
+		if _, err := e.bus.KV().Put(context.Background(), r, val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "READY view", func() bool { return e.client.Allowed("east", "west").Allowed })
+	e.srv.Shutdown()
+	waitFor(t, "client no longer current", func() bool { return !e.client.Current() })
+	if d := e.client.Decide("east", "west", now.Add(time.Second)); !d.Allowed {
+		t.Fatalf("before expiry the last verified view still counts: %+v", d)
+	}
+	d := e.client.Decide("east", "west", now.Add(2*time.Second))
+	if d.Allowed || d.TargetState != readiness.NotReady || !strings.Contains(strings.Join(d.Reasons, ";"), "expired") {
+		t.Fatalf("after expiry without NATS: %+v", d)
+	}
+}
+
 // BenchmarkAllowed: the router's in-memory decision.
 func BenchmarkAllowed(b *testing.B) {
 	e := start(b)
@@ -132,5 +165,22 @@ func BenchmarkAllowed(b *testing.B) {
 		if !e.client.Allowed("east", "west").Allowed {
 			b.Fatal("denied")
 		}
+	}
+}
+
+// While the watch is not current the client asks the HTTP gate.
+func TestClientFallback(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/gate" || r.URL.Query().Get("from") != "east" || r.URL.Query().Get("to") != "west" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusConflict)
+		_ = json.NewEncoder(w).Encode(readiness.Decision{From: "east", To: "west", Reasons: []string{"from the HTTP gate"}, TargetState: readiness.NotReady})
+	}))
+	defer srv.Close()
+	c := gateclient.New(nil, gateclient.Options{Fallback: srv.URL})
+	if d := c.Allowed("east", "west"); d.Allowed || len(d.Reasons) != 1 || d.Reasons[0] != "from the HTTP gate" {
+		t.Fatalf("fallback not used: %+v", d)
 	}
 }

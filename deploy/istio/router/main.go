@@ -77,7 +77,7 @@ func run(ctx context.Context, natsURL, gateURL string, regions []string, spec Sp
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", readiness.Bucket, err)
 	}
-	c := gateclient.New(kv, gateclient.Options{Verifier: verifier, Fallback: gateURL})
+	c := gateclient.New(kv, gateclient.Options{Verifier: verifier, Fallback: gateURL, Conn: nc})
 	go func() { _ = c.Run(ctx) }()
 	active, last := regions[0], ""
 	t := time.NewTicker(every)
