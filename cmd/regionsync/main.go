@@ -70,6 +70,7 @@ defaults, or "regionsync run --config FILE" for the worker of one region.`,
 		newStatusCmd(),
 		newGateCmd(),
 		newKeysCmd(),
+		newReconcileCmd(),
 	)
 	return root
 }
