@@ -54,6 +54,7 @@ lab-down:
 loadtest:
 	$(GO) run ./loadtests/mirrorbench
 	$(GO) test -tags loadtest -count=1 -run TestReadinessDrill -v -timeout 60m ./loadtests/readinessdrill
+	$(GO) test -tags loadtest -count=1 -run TestAuditBench -v -timeout 30m ./loadtests/auditbench
 
 clean:
 	rm -rf $(BIN)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/regionsync/regionsync/loadtests/procstat"
 )
 
 func saramaConfig() *sarama.Config {
@@ -130,16 +132,16 @@ func measureDrain(ctx context.Context, brokers []string, topic string, want int6
 		return drain{}, err
 	}
 	defer client.Close()
-	var meter *cpuMeter
+	var meter *procstat.CPUMeter
 	for {
 		n := highWater(client, topic)
 		if meter == nil && n > 0 {
-			if meter, err = startCPU(pid); err != nil {
+			if meter, err = procstat.StartCPU(pid); err != nil {
 				return drain{}, err
 			}
 		}
 		if n >= want {
-			cpu, el, err := meter.since()
+			cpu, el, err := meter.Since()
 			return drain{Records: n, Elapsed: el, CPUSeconds: cpu}, err
 		}
 		select {

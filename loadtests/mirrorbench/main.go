@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/regionsync/regionsync/loadtests/procstat"
 )
 
 type options struct {
@@ -163,7 +165,7 @@ func measure(ctx context.Context, lab *lab, o options, name string, pid int, ben
 		return r, fmt.Errorf("latency: %w", err)
 	}
 	log.Printf("%s: p50 %s p99 %s max %s over %d records", name, r.lat.P50, r.lat.P99, r.lat.Max, r.lat.N)
-	if r.rssMiB, err = peakRSS(pid); err != nil {
+	if r.rssMiB, err = procstat.PeakRSS(pid); err != nil {
 		return r, err
 	}
 	return r, nil

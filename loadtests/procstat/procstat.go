@@ -1,4 +1,6 @@
-package main
+// Package procstat reads a process's CPU time and peak memory from /proc,
+// for the load tests that measure regionsync beside its anchors.
+package procstat
 
 import (
 	"bytes"
@@ -12,8 +14,8 @@ import (
 // clockTicks is USER_HZ, 100 on every Linux this runs on.
 const clockTicks = 100
 
-// cpuSeconds is the user+system CPU time pid has used so far.
-func cpuSeconds(pid int) (float64, error) {
+// CPUSeconds is the user+system CPU time pid has used so far.
+func CPUSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -36,8 +38,8 @@ func cpuSeconds(pid int) (float64, error) {
 	return (ut + st) / clockTicks, nil
 }
 
-// peakRSS is VmHWM, the process's peak resident set, in MiB.
-func peakRSS(pid int) (float64, error) {
+// PeakRSS is VmHWM, the process's peak resident set, in MiB.
+func PeakRSS(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -54,20 +56,21 @@ func peakRSS(pid int) (float64, error) {
 	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
 }
 
-// cpuMeter measures the CPU a process spends between two moments.
-type cpuMeter struct {
+// CPUMeter measures the CPU a process spends between two moments.
+type CPUMeter struct {
 	pid   int
 	start float64
 	at    time.Time
 }
 
-func startCPU(pid int) (*cpuMeter, error) {
-	c, err := cpuSeconds(pid)
-	return &cpuMeter{pid: pid, start: c, at: time.Now()}, err
+// StartCPU starts measuring pid.
+func StartCPU(pid int) (*CPUMeter, error) {
+	c, err := CPUSeconds(pid)
+	return &CPUMeter{pid: pid, start: c, at: time.Now()}, err
 }
 
-// since returns CPU-seconds used and wall time since the meter started.
-func (m *cpuMeter) since() (float64, time.Duration, error) {
-	c, err := cpuSeconds(m.pid)
+// Since returns CPU-seconds used and wall time since the meter started.
+func (m *CPUMeter) Since() (float64, time.Duration, error) {
+	c, err := CPUSeconds(m.pid)
 	return c - m.start, time.Since(m.at), err
 }
