@@ -1,0 +1,62 @@
+package consistency_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/regionsync/regionsync/consistency"
+	"github.com/regionsync/regionsync/schemas"
+)
+
+var update = flag.Bool("update", false, "rewrite schemas/testdata/reconcile-report-golden.json")
+
+// The report matches its schema, equals the golden file and round-trips.
+func TestReportSchema(t *testing.T) {
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	r := consistency.KafkaAuditReport{SchemaVersion: 1, Kind: "kafka-audit", Flow: "east-to-west", Source: "east", Target: "west",
+		StartedAt: at, FinishedAt: at.Add(1004 * time.Millisecond), Topics: []string{"orders"}, Divergent: []consistency.WindowResult{}, Errors: []string{}}
+	r.Add([]consistency.WindowResult{
+		{Topic: "orders", RemoteTopic: "east.orders", Partition: 0, Start: at.Add(-10 * time.Minute), End: at.Add(-9 * time.Minute),
+			Source: consistency.Side{Records: 3, Sum: 9, Chain: 77, First: 0, Last: 2}, Target: consistency.Side{Records: 3, Sum: 9, Chain: 77, First: 0, Last: 2}},
+		{Topic: "orders", RemoteTopic: "east.orders", Partition: 1, Start: at.Add(-10 * time.Minute), End: at.Add(-9 * time.Minute),
+			Source: consistency.Side{Records: 3, Sum: 9, Chain: 77, First: 0, Last: 2}, Target: consistency.Side{Records: 3, Sum: 6, Chain: 12, First: 0, Last: 2},
+			Missing: []int64{1}, Duplicated: []int64{2}},
+	}, 1)
+	got, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	if err := schemas.Validate("reconcile-report", got); err != nil {
+		t.Fatalf("%v\n%s", err, got)
+	}
+	const golden = "../schemas/testdata/reconcile-report-golden.json"
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("golden differs:\n%s", got)
+	}
+	var back consistency.KafkaAuditReport
+	if err := json.Unmarshal(want, &back); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := json.MarshalIndent(back, "", "  ")
+	if !bytes.Equal(append(again, '\n'), want) {
+		t.Fatal("round trip changed the report")
+	}
+	bad := bytes.Replace(want, []byte(`"kind": "kafka-audit"`), []byte(`"kind": "cassandra"`), 1)
+	if err := schemas.Validate("reconcile-report", bad); err == nil {
+		t.Fatal("unknown kind accepted")
+	}
+}
