@@ -6,14 +6,17 @@ import "time"
 // (schemas/reconcile-report.schema.json, kind "kafka-audit"): totals, and
 // every window that is not an exact copy with the offsets that differ.
 type KafkaAuditReport struct {
-	SchemaVersion int       `json:"schemaVersion"`
-	Kind          string    `json:"kind"`
-	Flow          string    `json:"flow"`
-	Source        string    `json:"source"`
-	Target        string    `json:"target"`
-	StartedAt     time.Time `json:"startedAt"`
-	FinishedAt    time.Time `json:"finishedAt"`
-	Topics        []string  `json:"topics"`
+	SchemaVersion int    `json:"schemaVersion"`
+	Kind          string `json:"kind"`
+	Flow          string `json:"flow"`
+	Source        string `json:"source"`
+	Target        string `json:"target"`
+	// ExactlyOnce: the flow promises no duplicates, so they count as
+	// divergence.
+	ExactlyOnce bool      `json:"exactlyOnce"`
+	StartedAt   time.Time `json:"startedAt"`
+	FinishedAt  time.Time `json:"finishedAt"`
+	Topics      []string  `json:"topics"`
 	// Windows judged, of them clean, and still waiting for the mirror.
 	WindowsJudged  int `json:"windowsJudged"`
 	WindowsClean   int `json:"windowsClean"`

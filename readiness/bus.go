@@ -29,6 +29,8 @@ const (
 	SubjectAlerts = "regionsync.alerts"
 	// SubjectGate carries gate decisions and override changes.
 	SubjectGate = "regionsync.gate"
+	// SubjectReconcile is followed by ".<flow>": every reconcile report.
+	SubjectReconcile = "regionsync.reconcile"
 	// SchemaBase is the $id prefix of the JSON Schemas (dataschema).
 	SchemaBase = schemas.Base
 )
@@ -39,6 +41,7 @@ const (
 	TypeAlert     = "io.regionsync.alert.v1"
 	TypeGate      = "io.regionsync.gate.decision.v1"
 	TypeOverride  = "io.regionsync.gate.override.v1"
+	TypeReconcile = "io.regionsync.reconcile.v1"
 )
 
 // ErrStale is returned by PutAggregate when the bucket already holds an
@@ -64,7 +67,7 @@ func OpenBus(ctx context.Context, js jetstream.JetStream, replicas int) (*Bus, e
 	}
 	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: AuditStream, Description: "regionsync: readiness events, alerts and gate decisions",
-		Subjects:   []string{SubjectReadiness + ".>", SubjectAlerts + ".>", SubjectGate + ".>"},
+		Subjects:   []string{SubjectReadiness + ".>", SubjectAlerts + ".>", SubjectGate + ".>", SubjectReconcile + ".>"},
 		Duplicates: 10 * time.Minute, MaxAge: 90 * 24 * time.Hour, Replicas: max(1, replicas),
 	})
 	if err != nil {

@@ -11,8 +11,12 @@ import (
 	"github.com/regionsync/regionsync/replicate"
 )
 
-// Store name of checks on regionsync's own coordination (etcd, workers).
-const StoreTopology = "topology"
+// Store names of checks that are not a replicated store's: regionsync's own
+// coordination (etcd, workers) and the reconcile jobs.
+const (
+	StoreTopology    = "topology"
+	StoreConsistency = "consistency"
+)
 
 // Inputs are what an observer knows about one region at one instant.
 type Inputs struct {

@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/regionsync/regionsync/consistency"
 	"github.com/regionsync/regionsync/internal/config"
 	"github.com/regionsync/regionsync/replicate"
 	"github.com/regionsync/regionsync/topology"
@@ -72,7 +73,8 @@ type Publisher struct {
 	latest   map[string]Aggregate
 	rejected map[string]int64 // key → mod revision already logged as not counted
 
-	mirrored   string // the active overrides last mirrored to the bucket (keys@revisions)
+	reports    map[string]consistency.KafkaAuditReport // flow → latest audit report
+	mirrored   string                                  // the active overrides last mirrored to the bucket (keys@revisions)
 	mirroredTo *Bus
 }
 
@@ -215,10 +217,12 @@ func (p *Publisher) step(ctx context.Context, l *topology.Leader, topo topology.
 	resp, err := l.Txn(octx, nil, []clientv3.Op{
 		clientv3.OpGet(p.opts.Keys.Readiness(), clientv3.WithPrefix()),
 		clientv3.OpGet(p.opts.Keys.Overrides(), clientv3.WithPrefix()),
+		clientv3.OpGet(consistency.ReportPrefix(p.opts.Keys), clientv3.WithPrefix()),
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("read verdicts: %w", err)
 	}
+	p.keepReports(resp.Responses[2].GetResponseRange().Kvs)
 	byRegion := p.decodeVerdicts(resp.Responses[0].GetResponseRange().Kvs)
 	if bus := p.bus.Load(); bus != nil {
 		p.mirrorOverrides(ctx, bus, resp.Responses[1].GetResponseRange().Kvs, now)
@@ -267,7 +271,49 @@ func (p *Publisher) inputs(region string, now time.Time, topo topology.Topology,
 	if p.src.Extra != nil {
 		in.Extra = p.src.Extra(region)
 	}
+	in.Extra = append(in.Extra, p.reconcileChecks(region, now)...)
 	return in
+}
+
+// keepReports remembers the latest reconcile reports (read in the step's
+// fenced read; the next evaluation uses them).
+func (p *Publisher) keepReports(kvs []*mvccpb.KeyValue) {
+	reports := map[string]consistency.KafkaAuditReport{}
+	for _, kv := range kvs {
+		var r consistency.KafkaAuditReport
+		if err := json.Unmarshal(kv.Value, &r); err != nil || r.Kind != "kafka-audit" {
+			continue
+		}
+		reports[r.Flow] = r
+	}
+	p.mu.Lock()
+	p.reports = reports
+	p.mu.Unlock()
+}
+
+// reconcileChecks judges the latest audit report of every flow into
+// region: unrepaired divergence fails; the report's age is judged against
+// max_since_reconcile. A flow without a report yet adds no check.
+func (p *Publisher) reconcileChecks(region string, now time.Time) []Check {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var flows []string
+	for f, r := range p.reports {
+		if r.Target == region {
+			flows = append(flows, f)
+		}
+	}
+	sort.Strings(flows)
+	b := p.opts.Budgets(region)
+	var out []Check
+	for _, f := range flows {
+		r := p.reports[f]
+		bad, why := consistency.Divergence(r)
+		out = append(out,
+			replicate.Bool("reconcile_divergence", StoreConsistency, f, !bad, why),
+			replicate.UpperBound("since_reconcile", StoreConsistency, f, max(0, now.Sub(r.FinishedAt).Seconds()), b.MaxSinceReconcile.Std().Seconds(), "seconds"))
+	}
+	return out
 }
 
 // decodeVerdicts parses readiness/<region>/<observer> values; malformed

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/regionsync/regionsync/consistency"
 	"github.com/regionsync/regionsync/internal/config"
 	"github.com/regionsync/regionsync/readiness/readinesstest"
 	"github.com/regionsync/regionsync/replicate"
@@ -203,6 +204,28 @@ func TestPublisherKVAndEvents(t *testing.T) {
 	if r := waitState(Ready, 5*time.Second); r.at.Sub(back) < 1200*time.Millisecond {
 		t.Fatalf("READY %s after quorum returned, before the hold period", r.at.Sub(back))
 	}
+
+	// A Kafka audit report with missing records into west is unrepaired
+	// divergence: NOT_READY until a clean report.
+	report := func(missing int64) {
+		r := consistency.KafkaAuditReport{SchemaVersion: 1, Kind: "kafka-audit", Flow: "east-to-west", Source: "east", Target: "west",
+			StartedAt: time.Now().Add(-time.Minute), FinishedAt: time.Now(), Divergent: []consistency.WindowResult{}, Errors: []string{}}
+		if missing > 0 {
+			r.Add([]consistency.WindowResult{{Topic: "orders", Partition: 0, Missing: []int64{missing},
+				Source: consistency.Side{Records: 2}, Target: consistency.Side{Records: 1}}}, 0)
+		}
+		b, _ := json.Marshal(r)
+		if _, err := cli.Put(ctx, consistency.ReportKey(keys, "east-to-west"), string(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(17)
+	div := waitState(NotReady, 3*time.Second)
+	if !strings.Contains(div.a.Reason, "reconcile_divergence") || !strings.Contains(div.a.Reason, "1 missing") {
+		t.Fatalf("divergence reason: %s", div.a.Reason)
+	}
+	report(0)
+	waitState(Ready, 5*time.Second)
 }
 
 type testWriter struct{ t *testing.T }

@@ -87,6 +87,9 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, o *de
 		if err := a.addReadiness(cfg); err != nil {
 			return err
 		}
+		if err := a.addReconcile(cfg); err != nil {
+			return err
+		}
 		if err := a.addGate(cfg, "west"); err != nil { // one NATS serves both regions in dev
 			return err
 		}

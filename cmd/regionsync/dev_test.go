@@ -159,6 +159,9 @@ func TestDevBinary(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(out), "no verdict on nowhere") {
 		t.Fatalf("gate check to an unknown region: err %v, want exit 3 with a reason\n%s", err, out)
 	}
+	// The west leader audits the flow into west and reports clean windows.
+	waitMetric(t, m[1], 30*time.Second, `regionsync_reconcile_kafka_audit_windows_total{flow="east-to-west",result="clean"}`,
+		`regionsync_reconcile_kafka_audit_unrepaired_divergence{flow="east-to-west"} 0`)
 	http.DefaultClient.CloseIdleConnections()
 
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

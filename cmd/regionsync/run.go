@@ -86,6 +86,9 @@ func runWorker(ctx context.Context, stderr io.Writer, g *globalFlags, o *runOpti
 	if err := a.addReadiness(cfg); err != nil {
 		return err
 	}
+	if err := a.addReconcile(cfg); err != nil {
+		return err
+	}
 	if err := a.addGate(cfg, region.Name); err != nil {
 		return err
 	}

@@ -68,6 +68,10 @@ func (c *Config) applyDefaults() {
 			got.Field(i).Set(def.Field(i))
 		}
 	}
+	setDefault(&c.Reconcile.KafkaAudit.Interval, Duration(time.Minute))
+	setDefault(&c.Reconcile.KafkaAudit.Jitter, Duration(10*time.Second))
+	setDefault(&c.Reconcile.KafkaAudit.Window, Duration(time.Minute))
+	setDefault(&c.Reconcile.KafkaAudit.Settle, Duration(2*time.Minute))
 	setDefault(&c.Readiness.Gate.MinFlipInterval, Duration(5*time.Minute))
 	setDefault(&c.Readiness.Gate.MaxOverride, Duration(24*time.Hour))
 	setDefault(&c.Server.Listen, DefaultListen)
@@ -125,7 +129,10 @@ func Dev() *Config {
 		source: "dev",
 	}
 	c.applyDefaults()
-	// A short hold period, so a region turns READY soon after dev starts.
+	// A short hold period, so a region turns READY soon after dev starts,
+	// and a quick audit, so its reports show within seconds.
 	c.Readiness.Defaults.HoldPeriod = Duration(5 * time.Second)
+	c.Reconcile.KafkaAudit = KafkaAudit{Interval: Duration(10 * time.Second), Jitter: Duration(time.Second),
+		Window: Duration(5 * time.Second), Settle: Duration(10 * time.Second)}
 	return c
 }

@@ -26,6 +26,8 @@ type Config struct {
 	Flows []Flow `yaml:"flows"`
 	// Readiness holds the budgets verdicts are judged against.
 	Readiness Readiness `yaml:"readiness"`
+	// Reconcile configures the reconcile jobs.
+	Reconcile Reconcile `yaml:"reconcile"`
 	// Server is the process's HTTP server and logging.
 	Server Server `yaml:"server"`
 
@@ -188,6 +190,28 @@ type Readiness struct {
 	// gate clients reject unsigned aggregates.
 	TrustedKeys map[string]string `yaml:"trusted_keys"`
 	Gate        Gate              `yaml:"gate"`
+}
+
+// Reconcile configures the reconcile jobs the region leaders run.
+type Reconcile struct {
+	KafkaAudit KafkaAudit `yaml:"kafka_audit"`
+}
+
+// KafkaAudit is the continuous audit of the flows into a region, run by
+// that region's leader.
+type KafkaAudit struct {
+	// Disabled turns the audit off.
+	Disabled bool `yaml:"disabled"`
+	// Interval between reports (etcd, NATS, readiness). Default 1m.
+	Interval Duration `yaml:"interval"`
+	// Jitter delays the first report by up to this much, so regions do not
+	// report in step. Default 10s.
+	Jitter Duration `yaml:"jitter"`
+	// Window of record time compared at once. Default 1m.
+	Window Duration `yaml:"window"`
+	// Settle: a window is judged this long after its end at the latest,
+	// sooner once the mirror is past it. Default 2m.
+	Settle Duration `yaml:"settle"`
 }
 
 // SigningKey names an ed25519 private key (PKCS#8 PEM file).

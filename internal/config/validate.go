@@ -66,6 +66,12 @@ func (c *Config) validate(col *collector) {
 		validateBudgets(col, p, reflect.ValueOf(o))
 	}
 	c.Readiness.validateKeys(col)
+	for name, d := range map[string]Duration{"interval": c.Reconcile.KafkaAudit.Interval, "jitter": c.Reconcile.KafkaAudit.Jitter,
+		"window": c.Reconcile.KafkaAudit.Window, "settle": c.Reconcile.KafkaAudit.Settle} {
+		if d < 0 || (d == 0 && name != "jitter") {
+			col.addf("reconcile.kafka_audit."+name, "must be positive, got %s", d.Std())
+		}
+	}
 	c.Server.validate(col)
 }
 
