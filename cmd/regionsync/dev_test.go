@@ -162,6 +162,11 @@ func TestDevBinary(t *testing.T) {
 	// The west leader audits the flow into west and reports clean windows.
 	waitMetric(t, m[1], 30*time.Second, `regionsync_reconcile_kafka_audit_windows_total{flow="east-to-west",result="clean"}`,
 		`regionsync_reconcile_kafka_audit_unrepaired_divergence{flow="east-to-west"} 0`)
+	out, err = exec.Command(bin, "reconcile", "status", "--config", cfgPath).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "kafka audit of flow east-to-west (east → west): CLEAN") {
+		t.Fatalf("reconcile status: err %v\n%s", err, out)
+	}
+	t.Logf("regionsync reconcile status:\n%s", out)
 	http.DefaultClient.CloseIdleConnections()
 
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

@@ -12,11 +12,13 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regionsync/regionsync/consistency"
 	"github.com/regionsync/regionsync/internal/config"
 	"github.com/regionsync/regionsync/mirror"
 	"github.com/regionsync/regionsync/replicate"
+	"github.com/regionsync/regionsync/topology"
 )
 
 type reconcileOptions struct {
@@ -82,7 +84,69 @@ once per side), prints one line per judged window, and stops on Ctrl-C.`,
 	_ = run.MarkFlagRequired("config")
 	_ = run.MarkFlagRequired("flow")
 	cmd := &cobra.Command{Use: "reconcile", Short: "Find divergence between regions (Kafka mirror audit)"}
-	cmd.AddCommand(run)
+	cmd.AddCommand(run, newReconcileStatusCmd())
+	return cmd
+}
+
+func newReconcileStatusCmd() *cobra.Command {
+	o := &topologyOptions{}
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status --config FILE [--region R] [--json]",
+		Short: "Print the latest reconcile report of every flow (from etcd)",
+		Long: `status reads the latest report each region leader's reconcile jobs stored in
+etcd (reconcile/kafka-audit/<flow>) and prints one line per flow with its
+verdict, counts and the divergent windows. Exit 0 when every report is
+clean, 3 when some show divergence readiness fails on.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cli, cfg, _, err := o.connect()
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			resp, err := cli.Get(ctx, consistency.ReportPrefix(topology.NewKeys(cfg.EtcdPrefix)), clientv3.WithPrefix())
+			if err != nil {
+				return fmt.Errorf("etcd: %w", err)
+			}
+			var reports []consistency.KafkaAuditReport
+			for _, kv := range resp.Kvs {
+				var r consistency.KafkaAuditReport
+				if err := json.Unmarshal(kv.Value, &r); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s (revision %d): malformed report: %v\n", kv.Key, kv.ModRevision, err)
+					continue
+				}
+				reports = append(reports, r)
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(reports)
+			}
+			if len(reports) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no reconcile report yet")
+				return nil
+			}
+			divergent := false
+			for _, r := range reports {
+				writeAudit(cmd.OutOrStdout(), r)
+				if bad, why := consistency.Divergence(r); bad {
+					divergent = true
+					fmt.Fprintf(cmd.OutOrStdout(), "  readiness: %s\n", why)
+				}
+			}
+			if divergent {
+				return exitError{3}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&o.configPath, "config", "c", "", "path of the YAML config (required)")
+	cmd.Flags().StringVar(&o.region, "region", "", "whose etcd endpoints to use (default: the first region)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the reports as JSON")
+	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
 
