@@ -1,11 +1,8 @@
 package mirrortest
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/regionsync/regionsync/consistency"
 	"github.com/regionsync/regionsync/mirror"
 )
 
@@ -284,30 +282,8 @@ func readPartition(ctx context.Context, client sarama.Client, cons sarama.Consum
 	return ds, err
 }
 
-// recordDigest hashes what a mirror must keep; the provenance header is
-// the mirror's own addition and is left out.
+// recordDigest hashes what a mirror must keep: the audit's digest of key,
+// value and headers (provenance left out), and the timestamp.
 func recordDigest(m *sarama.ConsumerMessage) uint64 {
-	h := fnv.New64a()
-	field := func(b []byte, null bool) {
-		var n [9]byte
-		if null {
-			n[0] = 1
-		}
-		binary.BigEndian.PutUint64(n[1:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
-	}
-	field(m.Key, m.Key == nil)
-	field(m.Value, m.Value == nil)
-	for _, hd := range m.Headers {
-		if bytes.Equal(hd.Key, []byte(mirror.ProvenanceHeader)) {
-			continue
-		}
-		field(hd.Key, false)
-		field(hd.Value, false)
-	}
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], uint64(m.Timestamp.UnixMilli()))
-	h.Write(ts[:])
-	return h.Sum64()
+	return chain(consistency.Digest(m.Key, m.Value, m.Headers), uint64(m.Timestamp.UnixMilli()))
 }
