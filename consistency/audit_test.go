@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -245,6 +246,18 @@ func TestAuditorKfake(t *testing.T) {
 		}
 		if len(w.Duplicated) == 1 && w.Duplicated[0] != 120 {
 			t.Errorf("duplicate at target offset %v, want 120 (one record dropped before it)", w.Duplicated)
+		}
+	}
+}
+
+func TestTokenRanges(t *testing.T) {
+	rs := consistency.TokenRanges(7)
+	if rs[0][0] != math.MinInt64 || rs[len(rs)-1][1] != math.MaxInt64 {
+		t.Fatalf("ranges do not cover the ring: %v", rs)
+	}
+	for i := 1; i < len(rs); i++ {
+		if rs[i][0] != rs[i-1][1] || rs[i][1] <= rs[i][0] {
+			t.Fatalf("range %d %v does not follow %v", i, rs[i], rs[i-1])
 		}
 	}
 }
