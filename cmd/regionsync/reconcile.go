@@ -83,8 +83,10 @@ once per side), prints one line per judged window, and stops on Ctrl-C.`,
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
 	_ = run.MarkFlagRequired("config")
 	_ = run.MarkFlagRequired("flow")
-	cmd := &cobra.Command{Use: "reconcile", Short: "Find divergence between regions (Kafka mirror audit)"}
-	cmd.AddCommand(run, newReconcileStatusCmd())
+	cmd := &cobra.Command{Use: "reconcile", Short: "Find divergence between regions: Kafka mirror audit, Cassandra cross-DC diff"}
+	diff := &cobra.Command{Use: "diff", Short: "Compare a store between regions without changing it"}
+	diff.AddCommand(newCassandraDiffCmd())
+	cmd.AddCommand(run, newReconcileStatusCmd(), diff)
 	return cmd
 }
 
