@@ -151,35 +151,30 @@ func client(t *testing.T, brokers []string) sarama.Client {
 	return cl
 }
 
+// kfakePair starts two in-process clusters, closed at test end.
+func kfakePair(t *testing.T) (east, west []string) {
+	t.Helper()
+	for _, addrs := range []*[]string{&east, &west} {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		*addrs = c.ListenAddrs()
+	}
+	return east, west
+}
+
 func TestAuditKfake(t *testing.T) {
-	east, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer east.Close()
-	west, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer west.Close()
-	auditScenario(t, east.ListenAddrs(), west.ListenAddrs(), 6000)
+	east, west := kfakePair(t)
+	auditScenario(t, east, west, 6000)
 }
 
 // The continuous auditor reads both sides as they are written and judges
 // each window once the mirror is past it: one dropped record and one
 // duplicate show in their windows, clean windows are reported clean.
 func TestAuditorKfake(t *testing.T) {
-	eastC, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eastC.Close()
-	westC, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer westC.Close()
-	east, west := eastC.ListenAddrs(), westC.ListenAddrs()
+	east, west := kfakePair(t)
 	topic := fmt.Sprintf("live-%d", rand.Uint32())
 	mirrortest.CreateTopic(t, east, topic, 1)
 	mirrortest.CreateTopic(t, west, "east."+topic, 1)

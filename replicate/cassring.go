@@ -3,6 +3,7 @@ package replicate
 import (
 	"fmt"
 	"math/big"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -103,21 +104,12 @@ func (r *ring) replicas(i int, dc string, rf int) []int {
 				}
 			}
 		default:
-			if !contains(skipped, n) {
+			if !slices.Contains(skipped, n) {
 				skipped = append(skipped, n)
 			}
 		}
 	}
 	return out
-}
-
-func contains(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // Availability of one keyspace in one DC: how many token ranges cannot be

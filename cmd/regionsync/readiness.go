@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -37,7 +38,7 @@ func readinessKeys(cfg *config.Config) (*readiness.Signer, *readiness.Verifier, 
 func expectedStores(cfg *config.Config) func(string) []string {
 	out := map[string][]string{}
 	for _, f := range cfg.Flows {
-		if !contains(out[f.Target], replicate.StoreKafka) {
+		if !slices.Contains(out[f.Target], replicate.StoreKafka) {
 			out[f.Target] = append(out[f.Target], replicate.StoreKafka)
 		}
 	}
@@ -53,15 +54,6 @@ func expectedStores(cfg *config.Config) func(string) []string {
 		}
 	}
 	return func(region string) []string { return out[region] }
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // statuses is every replication status this process measures.
@@ -189,18 +181,8 @@ func (a *app) readinessStatus(region string) string {
 		}
 		sort.Strings(failing)
 		if len(failing) > 0 {
-			s += "(" + strings.Join(compact(failing), ",") + ")"
+			s += "(" + strings.Join(slices.Compact(failing), ",") + ")"
 		}
 	}
 	return s
-}
-
-func compact(xs []string) []string {
-	var out []string
-	for i, x := range xs {
-		if i == 0 || xs[i-1] != x {
-			out = append(out, x)
-		}
-	}
-	return out
 }

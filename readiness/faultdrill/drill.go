@@ -34,11 +34,10 @@ import (
 // itself, and watches the readiness KV bucket the way a router does, so
 // faults can be injected and the time until the bucket says so measured.
 type Drill struct {
-	t    testing.TB
-	lab  *labtest.Lab
-	bin  string
-	cfg  string
-	Hold time.Duration
+	t   testing.TB
+	lab *labtest.Lab
+	bin string
+	cfg string
 
 	flowName, topic string
 	stopFlow        func()
@@ -104,7 +103,7 @@ func Faults() []Fault {
 func StartDrill(t testing.TB, lab *labtest.Lab, bin string, hold time.Duration) *Drill {
 	t.Helper()
 	id := rand.Uint32()
-	d := &Drill{t: t, lab: lab, bin: bin, Hold: hold, workers: map[string][]*proc{},
+	d := &Drill{t: t, lab: lab, bin: bin, workers: map[string][]*proc{},
 		flowName: fmt.Sprintf("drill-%d", id), topic: fmt.Sprintf("drill_%d", id)}
 	ks := fmt.Sprintf("rs_drill_%d", id)
 	d.createKeyspace(ks)
