@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
-	"reflect"
 	"sort"
 	"strings"
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	"golang.org/x/time/rate"
 )
 
 // DiffDC is one data center as the diff reads it: a session whose host
@@ -22,7 +21,7 @@ type DiffDC struct {
 	Session *gocql.Session
 }
 
-// TableDiffOptions configure a cross-DC diff of one table.
+// TableDiffOptions configure a cross-DC diff (and repair) of one table.
 type TableDiffOptions struct {
 	Keyspace, Table string
 	A, B            DiffDC
@@ -33,6 +32,19 @@ type TableDiffOptions struct {
 	// would hide the divergence being looked for.
 	Consistency gocql.Consistency
 	PageSize    int
+	// Repair writes the winning cells where they are missing (see
+	// repairRange). Default false: a dry run that writes nothing.
+	Repair bool
+	// RateLimit caps the rows read per second from each DC; 0 is no limit.
+	RateLimit int
+	// Resume continues an interrupted diff of the same table with the same
+	// splits: ranges before Resume.Next are not read again, and the
+	// report's counts continue from Resume's.
+	Resume *TableDiffReport
+	// OnRange, when set, is called after every completed range with the
+	// report so far (rep.Next ranges done); an error stops the diff (the
+	// progress could not be saved, or the run lost its lock).
+	OnRange func(rep *TableDiffReport) error
 	// Progress, when set, is called after every range.
 	Progress func(done, total int)
 }
@@ -62,154 +74,62 @@ type CellDiff struct {
 
 // TableDiffReport is the diff of one table.
 type TableDiffReport struct {
-	Keyspace        string        `json:"keyspace"`
-	Table           string        `json:"table"`
-	A               string        `json:"a"`
-	B               string        `json:"b"`
-	Ranges          int           `json:"ranges"`
-	RangesDiffering int           `json:"rangesDiffering"`
-	RowsA           int64         `json:"rowsA"`
-	RowsB           int64         `json:"rowsB"`
-	Divergent       []RowDiff     `json:"divergent"`
-	Took            time.Duration `json:"took"`
+	Keyspace string `json:"keyspace"`
+	Table    string `json:"table"`
+	A        string `json:"a"`
+	B        string `json:"b"`
+	// Mode: "dry-run" or "repair".
+	Mode   string `json:"mode"`
+	Ranges int    `json:"ranges"`
+	// Next: ranges completed (the next one to compare); Ranges when done.
+	Next int `json:"next"`
+	// RangesResumed: ranges an interrupted earlier process completed, not
+	// read again by this one.
+	RangesResumed   int   `json:"rangesResumed"`
+	RangesDiffering int   `json:"rangesDiffering"`
+	RowsA           int64 `json:"rowsA"`
+	RowsB           int64 `json:"rowsB"`
+	// MissingInA, MissingInB and CellRows count the divergent rows by kind
+	// (as found, before any repair).
+	MissingInA int `json:"missingInA"`
+	MissingInB int `json:"missingInB"`
+	CellRows   int `json:"cellRows"`
+	// Repaired: divergent rows that read identical in both DCs after the
+	// repair's writes.
+	Repaired int `json:"repaired"`
+	// Divergent lists the divergent rows (stored reports keep the first
+	// ListedRows; the counts above are complete).
+	Divergent []RowDiff `json:"divergent"`
+	Errors    []string  `json:"errors"`
+	// Took: time spent by the processes that ran it.
+	Took time.Duration `json:"took"`
 }
 
-// tableShape is the table's columns by role.
-type tableShape struct {
-	partition, clustering []string
-	regular               []string
-	writetime             map[string]bool // regular columns whose write time CQL can select
-}
+// DivergentRows is every divergent row found.
+func (r TableDiffReport) DivergentRows() int { return r.MissingInA + r.MissingInB + r.CellRows }
 
-func readShape(ctx context.Context, s *gocql.Session, ks, table string) (tableShape, error) {
-	iter := s.Query(`SELECT column_name, kind, position, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?`, ks, table).
-		Consistency(gocql.One).IterContext(ctx)
-	type col struct {
-		name, kind, typ string
-		pos             int
-	}
-	var cols []col
-	var c col
-	for iter.Scan(&c.name, &c.kind, &c.pos, &c.typ) {
-		cols = append(cols, c)
-	}
-	if err := iter.Close(); err != nil {
-		return tableShape{}, fmt.Errorf("columns of %s.%s: %w", ks, table, err)
-	}
-	if len(cols) == 0 {
-		return tableShape{}, fmt.Errorf("table %s.%s does not exist", ks, table)
-	}
-	sort.Slice(cols, func(i, j int) bool { return cols[i].pos < cols[j].pos })
-	sh := tableShape{writetime: map[string]bool{}}
-	for _, c := range cols {
-		q := `"` + c.name + `"`
-		switch c.kind {
-		case "partition_key":
-			sh.partition = append(sh.partition, q)
-		case "clustering":
-			sh.clustering = append(sh.clustering, q)
+// Unrepaired is the divergent rows not repaired.
+func (r TableDiffReport) Unrepaired() int { return r.DivergentRows() - r.Repaired }
+
+func (r *TableDiffReport) count(ds []RowDiff) {
+	for _, d := range ds {
+		switch {
+		case d.Kind == "cells":
+			r.CellRows++
+		case d.MissingIn == r.A:
+			r.MissingInA++
 		default:
-			sh.regular = append(sh.regular, q)
-			// Non-frozen collections have one write time per element.
-			multi := (strings.HasPrefix(c.typ, "list<") || strings.HasPrefix(c.typ, "set<") || strings.HasPrefix(c.typ, "map<")) && !strings.HasPrefix(c.typ, "frozen<")
-			sh.writetime[q] = !multi
+			r.MissingInB++
 		}
 	}
-	sort.Strings(sh.regular)
-	return sh, nil
-}
-
-// row is one row as the diff keeps it.
-type row struct {
-	key   string
-	token int64
-	cells []uint64 // hash of each regular column's value
-	wt    []int64  // its write time (µs), 0 when null or not selectable
-	sum   uint64
-}
-
-// readRange reads every row of (from, to] in one DC.
-func readRange(ctx context.Context, dc DiffDC, o TableDiffOptions, sh tableShape, from, to int64) (map[string]row, uint64, error) {
-	pk := strings.Join(sh.partition, ", ")
-	sel := []string{"token(" + pk + ")"}
-	sel = append(sel, sh.partition...)
-	sel = append(sel, sh.clustering...)
-	for _, c := range sh.regular {
-		sel = append(sel, c)
-		if sh.writetime[c] {
-			sel = append(sel, "writetime("+c+")")
-		}
-	}
-	q := fmt.Sprintf("SELECT %s FROM %q.%q WHERE token(%s) > ? AND token(%s) <= ?", strings.Join(sel, ", "), o.Keyspace, o.Table, pk, pk)
-	iter := dc.Session.Query(q, from, to).Consistency(o.Consistency).PageSize(o.PageSize).IterContext(ctx)
-	out := map[string]row{}
-	var sum uint64
-	nKey := len(sh.partition) + len(sh.clustering)
-	for {
-		vals, err := iter.RowData()
-		if err != nil {
-			break
-		}
-		if !iter.Scan(vals.Values...) {
-			break
-		}
-		r := row{token: *(vals.Values[0].(*int64))}
-		var kb strings.Builder
-		for i := 1; i <= nKey; i++ {
-			if i > 1 {
-				kb.WriteByte('/')
-			}
-			fmt.Fprint(&kb, deref(vals.Values[i]))
-		}
-		r.key = kb.String()
-		i := 1 + nKey
-		for _, c := range sh.regular {
-			h := fnv.New64a()
-			fmt.Fprintf(h, "%#v", deref(vals.Values[i]))
-			r.cells = append(r.cells, h.Sum64())
-			i++
-			var wt int64
-			if sh.writetime[c] {
-				if p, ok := vals.Values[i].(*int64); ok {
-					wt = *p
-				}
-				i++
-			}
-			r.wt = append(r.wt, wt)
-			r.sum = r.sum*1099511628211 ^ h.Sum64() ^ uint64(wt)
-		}
-		rh := fnv.New64a()
-		rh.Write([]byte(r.key))
-		r.sum ^= rh.Sum64()
-		sum += r.sum
-		out[r.key] = r
-	}
-	if err := iter.Close(); err != nil {
-		return nil, 0, fmt.Errorf("dc %s, %s.%s tokens (%d, %d]: %w", dc.Name, o.Keyspace, o.Table, from, to, err)
-	}
-	return out, sum, nil
-}
-
-// deref turns the pointers RowData scans into into values.
-func deref(v any) any {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return v
-	}
-	e := rv.Elem().Interface()
-	switch x := e.(type) {
-	case time.Time:
-		return x.UTC()
-	case gocql.UUID:
-		return x.String()
-	}
-	return e
+	r.Divergent = append(r.Divergent, ds...)
 }
 
 // DiffTable compares a table DC by DC, token range by token range: both
 // DCs' rows of a range are hashed, and only ranges whose hashes differ are
 // compared row by row. Write times are part of the comparison, so equal
-// values written at different times count as different cells.
+// values written at different times count as different cells. With Repair,
+// a differing range is repaired before the next one is read.
 func DiffTable(ctx context.Context, o TableDiffOptions) (TableDiffReport, error) {
 	start := time.Now()
 	if o.Splits <= 0 {
@@ -229,8 +149,31 @@ func DiffTable(ctx context.Context, o TableDiffOptions) (TableDiffReport, error)
 	if err != nil {
 		return TableDiffReport{}, err
 	}
-	rep := TableDiffReport{Keyspace: o.Keyspace, Table: o.Table, A: o.A.Name, B: o.B.Name, Ranges: o.Splits, Divergent: []RowDiff{}}
-	for i, r := range TokenRanges(o.Splits) {
+	mode := "dry-run"
+	if o.Repair {
+		mode = "repair"
+		if sh.counter {
+			return TableDiffReport{}, fmt.Errorf("%s.%s is a counter table: counters cannot be written back with USING TIMESTAMP; run the diff without repair", o.Keyspace, o.Table)
+		}
+	}
+	rep := TableDiffReport{Keyspace: o.Keyspace, Table: o.Table, A: o.A.Name, B: o.B.Name, Mode: mode, Ranges: o.Splits, Divergent: []RowDiff{}, Errors: []string{}}
+	if r := o.Resume; r != nil {
+		if r.Keyspace != o.Keyspace || r.Table != o.Table || r.Ranges != o.Splits || r.Mode != mode || r.A != o.A.Name || r.B != o.B.Name {
+			return rep, fmt.Errorf("cannot resume %s.%s: the saved progress is of %s.%s %s⇄%s, %d ranges, %s", o.Keyspace, o.Table, r.Keyspace, r.Table, r.A, r.B, r.Ranges, r.Mode)
+		}
+		rep = *r
+		rep.RangesResumed = r.Next
+		rep.Divergent = append([]RowDiff{}, r.Divergent...)
+		rep.Errors = append([]string{}, r.Errors...)
+	}
+	took := rep.Took
+	var lim *rate.Limiter
+	if o.RateLimit > 0 {
+		lim = rate.NewLimiter(rate.Limit(o.RateLimit), o.RateLimit)
+	}
+	ranges := TokenRanges(o.Splits)
+	for i := rep.Next; i < len(ranges); i++ {
+		r := ranges[i]
 		a, sumA, err := readRange(ctx, o.A, o, sh, r[0], r[1])
 		if err != nil {
 			return rep, err
@@ -243,14 +186,50 @@ func DiffTable(ctx context.Context, o TableDiffOptions) (TableDiffReport, error)
 		rep.RowsB += int64(len(b))
 		if sumA != sumB || len(a) != len(b) {
 			rep.RangesDiffering++
-			rep.Divergent = append(rep.Divergent, compareRows(a, b, o.A.Name, o.B.Name, sh)...)
+			ds := compareRows(a, b, o.A.Name, o.B.Name, sh)
+			rep.count(ds)
+			if o.Repair && len(ds) > 0 {
+				rp := repairer{o: o, sh: sh, from: r[0], to: r[1], lim: lim}
+				fixed, errs := rp.repairRange(ctx, a, b, ds)
+				rep.Repaired += fixed
+				rep.Errors = append(rep.Errors, errs...)
+				if ctx.Err() != nil {
+					return rep, ctx.Err()
+				}
+			}
+		}
+		if err := wait(ctx, lim, max(len(a), len(b))); err != nil {
+			return rep, err
+		}
+		rep.Next = i + 1
+		rep.Took = took + time.Since(start)
+		if o.OnRange != nil {
+			if err := o.OnRange(&rep); err != nil {
+				return rep, err
+			}
 		}
 		if o.Progress != nil {
 			o.Progress(i+1, o.Splits)
 		}
 	}
-	rep.Took = time.Since(start)
+	sort.Slice(rep.Divergent, func(i, j int) bool { return rep.Divergent[i].Key < rep.Divergent[j].Key })
+	rep.Took = took + time.Since(start)
 	return rep, nil
+}
+
+// wait takes n tokens from lim (nil: no limit), in bursts lim allows.
+func wait(ctx context.Context, lim *rate.Limiter, n int) error {
+	if lim == nil {
+		return nil
+	}
+	for n > 0 {
+		k := min(n, lim.Burst())
+		if err := lim.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
 }
 
 func compareRows(a, b map[string]row, nameA, nameB string, sh tableShape) []RowDiff {

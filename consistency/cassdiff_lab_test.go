@@ -51,7 +51,8 @@ func writeRows(t *testing.T, s *gocql.Session, ks string, from, to int, v string
 // LOCAL_ONE to dc-east while dc-west runs; then, with dc-west paused,
 // 2,000 more rows and overwrites of 100 rows go to dc-east only; then, with
 // dc-east paused, 100 other rows are overwritten and 10 deleted in dc-west
-// only. The diff finds exactly those rows, and no others.
+// only. The diff finds exactly those rows, and no others. Then the repair
+// (repairAndResume), killed midway and resumed.
 func TestLabCassandraDiff(t *testing.T) {
 	l := labtest.Require(t)
 	east, west := l.Cassandra(t, "127.0.0.1", "dc-east"), l.Cassandra(t, "127.0.0.2", "dc-west")
@@ -179,4 +180,5 @@ func TestLabCassandraDiff(t *testing.T) {
 			}
 		}
 	}
+	repairAndResume(t, l, east, west, ks, rep)
 }

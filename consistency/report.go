@@ -1,6 +1,9 @@
 package consistency
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // KafkaAuditReport is the result of one audit run over a flow's topics
 // (schemas/reconcile-report.schema.json, kind "kafka-audit"): totals, and
@@ -53,4 +56,54 @@ func (r *KafkaAuditReport) Add(ws []WindowResult, pending int) {
 			r.Divergent = append(r.Divergent, w)
 		}
 	}
+}
+
+// CassandraReport is the result of one run of a Cassandra diff job
+// (schemas/reconcile-report.schema.json, kind "cassandra-diff"): one report
+// per table, in the job's order.
+type CassandraReport struct {
+	SchemaVersion int    `json:"schemaVersion"`
+	Kind          string `json:"kind"`
+	Job           string `json:"job"`
+	Keyspace      string `json:"keyspace"`
+	// RegionA and RegionB are the regions whose DCs (DCA, DCB) were
+	// compared.
+	RegionA string `json:"regionA"`
+	RegionB string `json:"regionB"`
+	DCA     string `json:"dcA"`
+	DCB     string `json:"dcB"`
+	// Mode: "dry-run" or "repair".
+	Mode       string    `json:"mode"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+	// Resumed: the run continued one an earlier process left unfinished.
+	Resumed bool              `json:"resumed"`
+	Tables  []TableDiffReport `json:"tables"`
+	Errors  []string          `json:"errors"`
+}
+
+// Totals sums the tables: ranges, rows compared (both DCs), divergent and
+// repaired rows.
+func (r CassandraReport) Totals() (ranges int, rows int64, divergent, repaired int) {
+	for _, t := range r.Tables {
+		ranges += t.Ranges
+		rows += t.RowsA + t.RowsB
+		divergent += t.DivergentRows()
+		repaired += t.Repaired
+	}
+	return
+}
+
+// CassandraDivergence says whether a report shows unrepaired divergence
+// (rows that differ and were not repaired, or errors), and why.
+func CassandraDivergence(r CassandraReport) (bool, string) {
+	_, _, div, rep := r.Totals()
+	errs := len(r.Errors)
+	for _, t := range r.Tables {
+		errs += len(t.Errors)
+	}
+	if div == rep && errs == 0 {
+		return false, ""
+	}
+	return true, fmt.Sprintf("cassandra diff %s (%s ⇄ %s, %s): %d divergent rows, %d repaired, %d errors", r.Job, r.DCA, r.DCB, r.Mode, div, rep, errs)
 }

@@ -42,6 +42,10 @@ type Leader struct {
 // Region is the region this worker leads.
 func (l *Leader) Region() string { return l.region }
 
+// Client is the etcd client the term was won on, for reads and for
+// transactions that carry Fence.
+func (l *Leader) Client() *clientv3.Client { return l.cli }
+
 // Key is the election key (<prefix>leaders/<region>/<lease-hex>).
 func (l *Leader) Key() string { return l.key }
 
