@@ -71,7 +71,6 @@ func (j *CassandraJob) stateKey(k string) string {
 	return j.Keys.Prefix + "reconcile-state/cassandra/" + j.Name + "/" + k
 }
 
-
 // CassandraProgress is the saved state of an unfinished run, as stored at
 // CassandraProgressKey.
 type CassandraProgress struct {
