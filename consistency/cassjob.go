@@ -38,10 +38,13 @@ type CassandraJob struct {
 	// Tables to compare; empty: every table of the keyspace.
 	Tables           []string
 	RegionA, RegionB string
-	A, B             DiffDC
-	Splits           int
-	Consistency      gocql.Consistency
-	Repair           bool
+	// A and B are the DCs' sessions; or Open, when set, opens them for each
+	// run (and A.Name, B.Name name the DCs before that).
+	A, B        DiffDC
+	Open        func(context.Context) (a, b DiffDC, close func(), err error)
+	Splits      int
+	Consistency gocql.Consistency
+	Repair      bool
 	// RateLimit in rows per second read from each DC; 0 is no limit.
 	RateLimit int
 	Keys      topology.Keys
@@ -66,6 +69,9 @@ func CassandraReportKey(k topology.Keys, job string) string {
 func CassandraProgressKey(k topology.Keys, job string) string {
 	return k.Prefix + "reconcile-state/cassandra/" + job + "/progress"
 }
+
+// CassandraStatePrefix holds the lock and progress of every Cassandra job.
+func CassandraStatePrefix(k topology.Keys) string { return k.Prefix + "reconcile-state/cassandra/" }
 
 func (j *CassandraJob) stateKey(k string) string {
 	return j.Keys.Prefix + "reconcile-state/cassandra/" + j.Name + "/" + k
@@ -143,6 +149,14 @@ func (j *CassandraJob) RunOnce(ctx context.Context, cli *clientv3.Client, fences
 		case <-ctx.Done():
 		}
 	}()
+	if j.Open != nil {
+		a, b, closeDCs, err := j.Open(ctx)
+		if err != nil {
+			return CassandraReport{}, fmt.Errorf("job %s: %w", j.Name, err)
+		}
+		defer closeDCs()
+		j.A, j.B = a, b
+	}
 	cmps := append([]clientv3.Cmp{mu.IsOwner()}, fences...)
 	put := func(ctx context.Context, ops ...clientv3.Op) error {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

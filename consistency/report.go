@@ -1,6 +1,7 @@
 package consistency
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -106,4 +107,24 @@ func CassandraDivergence(r CassandraReport) (bool, string) {
 		return false, ""
 	}
 	return true, fmt.Sprintf("cassandra diff %s (%s ⇄ %s, %s): %d divergent rows, %d repaired, %d errors", r.Job, r.DCA, r.DCB, r.Mode, div, rep, errs)
+}
+
+// DecodeReport parses a stored reconcile report by its kind: a
+// KafkaAuditReport ("kafka-audit") or a CassandraReport ("cassandra-diff").
+func DecodeReport(b []byte) (any, error) {
+	var k struct {
+		Kind string `json:"kind"`
+	}
+	if err := json.Unmarshal(b, &k); err != nil {
+		return nil, err
+	}
+	switch k.Kind {
+	case "kafka-audit":
+		var r KafkaAuditReport
+		return r, json.Unmarshal(b, &r)
+	case "cassandra-diff":
+		var r CassandraReport
+		return r, json.Unmarshal(b, &r)
+	}
+	return nil, fmt.Errorf("unknown report kind %q", k.Kind)
 }

@@ -73,9 +73,10 @@ type Publisher struct {
 	latest   map[string]Aggregate
 	rejected map[string]int64 // key → mod revision already logged as not counted
 
-	reports    map[string]consistency.KafkaAuditReport // flow → latest audit report
-	mirrored   string                                  // the active overrides last mirrored to the bucket (keys@revisions)
-	mirroredTo *Bus
+	reports     map[string]consistency.KafkaAuditReport // flow → latest audit report
+	cassReports map[string]consistency.CassandraReport  // job → latest Cassandra diff report
+	mirrored    string                                  // the active overrides last mirrored to the bucket (keys@revisions)
+	mirroredTo  *Bus
 }
 
 // NewPublisher returns a publisher; it does no I/O.
@@ -278,40 +279,58 @@ func (p *Publisher) inputs(region string, now time.Time, topo topology.Topology,
 // keepReports remembers the latest reconcile reports (read in the step's
 // fenced read; the next evaluation uses them).
 func (p *Publisher) keepReports(kvs []*mvccpb.KeyValue) {
-	reports := map[string]consistency.KafkaAuditReport{}
+	kafka := map[string]consistency.KafkaAuditReport{}
+	cass := map[string]consistency.CassandraReport{}
 	for _, kv := range kvs {
-		var r consistency.KafkaAuditReport
-		if err := json.Unmarshal(kv.Value, &r); err != nil || r.Kind != "kafka-audit" {
+		r, err := consistency.DecodeReport(kv.Value)
+		if err != nil {
 			continue
 		}
-		reports[r.Flow] = r
+		switch r := r.(type) {
+		case consistency.KafkaAuditReport:
+			kafka[r.Flow] = r
+		case consistency.CassandraReport:
+			cass[r.Job] = r
+		}
 	}
 	p.mu.Lock()
-	p.reports = reports
+	p.reports, p.cassReports = kafka, cass
 	p.mu.Unlock()
 }
 
-// reconcileChecks judges the latest audit report of every flow into
-// region: unrepaired divergence fails; the report's age is judged against
-// max_since_reconcile. A flow without a report yet adds no check.
+// reconcileChecks judges the latest reconcile reports that concern region:
+// the Kafka audit of every flow into it, and every Cassandra job comparing
+// its DC. Unrepaired divergence fails; the report's age is judged against
+// max_since_reconcile. A job without a report yet adds no check.
 func (p *Publisher) reconcileChecks(region string, now time.Time) []Check {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var flows []string
+	type judged struct {
+		target   string
+		bad      bool
+		why      string
+		finished time.Time
+	}
+	var js []judged
 	for f, r := range p.reports {
 		if r.Target == region {
-			flows = append(flows, f)
+			bad, why := consistency.Divergence(r)
+			js = append(js, judged{f, bad, why, r.FinishedAt})
 		}
 	}
-	sort.Strings(flows)
+	for job, r := range p.cassReports {
+		if r.RegionA == region || r.RegionB == region {
+			bad, why := consistency.CassandraDivergence(r)
+			js = append(js, judged{"cassandra:" + job, bad, why, r.FinishedAt})
+		}
+	}
+	sort.Slice(js, func(i, j int) bool { return js[i].target < js[j].target })
 	b := p.opts.Budgets(region)
 	var out []Check
-	for _, f := range flows {
-		r := p.reports[f]
-		bad, why := consistency.Divergence(r)
+	for _, j := range js {
 		out = append(out,
-			replicate.Bool("reconcile_divergence", StoreConsistency, f, !bad, why),
-			replicate.UpperBound("since_reconcile", StoreConsistency, f, max(0, now.Sub(r.FinishedAt).Seconds()), b.MaxSinceReconcile.Std().Seconds(), "seconds"))
+			replicate.Bool("reconcile_divergence", StoreConsistency, j.target, !j.bad, j.why),
+			replicate.UpperBound("since_reconcile", StoreConsistency, j.target, max(0, now.Sub(j.finished).Seconds()), b.MaxSinceReconcile.Std().Seconds(), "seconds"))
 	}
 	return out
 }

@@ -226,6 +226,25 @@ func TestPublisherKVAndEvents(t *testing.T) {
 	}
 	report(0)
 	waitState(Ready, 5*time.Second)
+
+	// So is a Cassandra diff of west's DC with rows it did not repair.
+	cass := func(divergent, repaired int) {
+		r := consistency.CassandraReport{SchemaVersion: 1, Kind: "cassandra-diff", Job: "orders", Keyspace: "shop", RegionA: "east", RegionB: "west",
+			DCA: "dc-east", DCB: "dc-west", Mode: "repair", StartedAt: time.Now().Add(-time.Minute), FinishedAt: time.Now(), Errors: []string{},
+			Tables: []consistency.TableDiffReport{{Keyspace: "shop", Table: "t", A: "dc-east", B: "dc-west", Mode: "repair", Ranges: 4, Next: 4,
+				MissingInB: divergent, Repaired: repaired, Divergent: []consistency.RowDiff{}, Errors: []string{}}}}
+		b, _ := json.Marshal(r)
+		if _, err := cli.Put(ctx, consistency.CassandraReportKey(keys, "orders"), string(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cass(5, 3)
+	div = waitState(NotReady, 3*time.Second)
+	if !strings.Contains(div.a.Reason, "cassandra diff orders") || !strings.Contains(div.a.Reason, "5 divergent rows, 3 repaired") {
+		t.Fatalf("cassandra divergence reason: %s", div.a.Reason)
+	}
+	cass(5, 5)
+	waitState(Ready, 5*time.Second)
 }
 
 type testWriter struct{ t *testing.T }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	gocql "github.com/apache/cassandra-gocql-driver/v2"
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
@@ -81,14 +80,9 @@ func runCassandraDiff(ctx context.Context, stdout, stderr io.Writer, cfg *config
 	if err != nil || ib == ia {
 		return fmt.Errorf("need two regions with Cassandra (--a, --b): %v", err)
 	}
-	var cons gocql.Consistency
-	switch strings.ToUpper(o.consistency) {
-	case "LOCAL_ONE":
-		cons = gocql.LocalOne
-	case "LOCAL_QUORUM":
-		cons = gocql.LocalQuorum
-	default:
-		return fmt.Errorf("--consistency %q: LOCAL_ONE or LOCAL_QUORUM (ALL and EACH_QUORUM repair what they read)", o.consistency)
+	cons, err := parseConsistency(o.consistency)
+	if err != nil {
+		return fmt.Errorf("--consistency: %w", err)
 	}
 	sa, err := dcs[ia].Cluster.CreateSession()
 	if err != nil {
@@ -102,14 +96,8 @@ func runCassandraDiff(ctx context.Context, stdout, stderr io.Writer, cfg *config
 	defer sb.Close()
 	tables := []string{o.table}
 	if o.table == "" {
-		tables = nil
-		iter := sa.Query("SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?", o.keyspace).IterContext(ctx)
-		var t string
-		for iter.Scan(&t) {
-			tables = append(tables, t)
-		}
-		if err := iter.Close(); err != nil || len(tables) == 0 {
-			return fmt.Errorf("tables of keyspace %s: none found (%v)", o.keyspace, err)
+		if tables, err = consistency.ListTables(ctx, sa, o.keyspace); err != nil {
+			return err
 		}
 	}
 	tty := false

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,14 +26,17 @@ type reconcileOptions struct {
 	configPath, flow string
 	window, settle   time.Duration
 	follow, json     bool
+	// a configured Cassandra job instead of a flow
+	cassandra, region string
+	cass              cassRunOptions
 }
 
 func newReconcileCmd() *cobra.Command {
 	o := &reconcileOptions{}
 	run := &cobra.Command{
-		Use:   "run --config FILE --flow NAME [--follow]",
-		Short: "Audit a flow's mirrored topics: missing, duplicated and reordered records per time window",
-		Long: `run compares every selected source topic of the flow with its copy on the
+		Use:   "run --config FILE (--flow NAME [--follow] | --cassandra JOB [--repair|--dry-run])",
+		Short: "Audit a flow's mirrored topics, or run a Cassandra diff job once",
+		Long: `run --flow compares every selected source topic of the flow with its copy on the
 target, partition by partition, over closed windows of record time: counts,
 an order-independent and an order-dependent checksum of key, value and
 headers (the provenance header left out), and every record that differs,
@@ -41,9 +45,24 @@ has not passed yet are not judged. Exit 0 when every judged window is an
 exact copy, 3 when some are not.
 
 With --follow it keeps auditing as records are written (each record read
-once per side), prints one line per judged window, and stops on Ctrl-C.`,
+once per side), prints one line per judged window, and stops on Ctrl-C.
+
+run --cassandra runs the configured job (reconcile.cassandra) once, as the
+region leader's schedule does: under the job's etcd lock (refused while
+another run holds it), saving its progress after every token range and
+resuming the progress an interrupted run left, storing the report in etcd
+(reconcile/cassandra/<job>, which readiness reads). --repair or --dry-run
+override the job's mode, --rate its rate limit (rows/s per DC, -1: none).
+A progress bar per table goes to stderr when it is a terminal. Exit 0 when
+both DCs agree (or every divergent row was repaired), 3 when not.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (o.flow == "") == (o.cassandra == "") {
+				return errors.New("give one of --flow (Kafka audit) or --cassandra (Cassandra job)")
+			}
+			if o.cassandra != "" {
+				return runCassandraJob(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+			}
 			cfg, err := config.Load(o.configPath)
 			if err != nil {
 				return err
@@ -76,13 +95,17 @@ once per side), prints one line per judged window, and stops on Ctrl-C.`,
 	}
 	f := run.Flags()
 	f.StringVarP(&o.configPath, "config", "c", "", "path of the YAML config (required)")
-	f.StringVar(&o.flow, "flow", "", "flow to audit (required)")
+	f.StringVar(&o.flow, "flow", "", "flow to audit")
+	f.StringVar(&o.cassandra, "cassandra", "", "configured Cassandra job to run once")
+	f.BoolVar(&o.cass.repair, "repair", false, "with --cassandra: repair the divergent rows (overrides the job's mode)")
+	f.BoolVar(&o.cass.dryRun, "dry-run", false, "with --cassandra: only report (overrides the job's mode)")
+	f.IntVar(&o.cass.rate, "rate", 0, "with --cassandra: rows/s read per DC (-1: no limit; default: the job's)")
+	f.StringVar(&o.region, "region", "", "with --cassandra: whose etcd endpoints to use (default: the first region)")
 	f.DurationVar(&o.window, "window", time.Minute, "audit window (by record timestamp)")
 	f.DurationVar(&o.settle, "settle", 2*time.Minute, "judge a window this long after it ends even if the mirror seems behind")
 	f.BoolVar(&o.follow, "follow", false, "keep auditing new records until interrupted")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
 	_ = run.MarkFlagRequired("config")
-	_ = run.MarkFlagRequired("flow")
 	cmd := &cobra.Command{Use: "reconcile", Short: "Find divergence between regions: Kafka mirror audit, Cassandra cross-DC diff"}
 	diff := &cobra.Command{Use: "diff", Short: "Compare a store between regions without changing it"}
 	diff.AddCommand(newCassandraDiffCmd())
@@ -113,31 +136,57 @@ clean, 3 when some show divergence readiness fails on.`,
 			if err != nil {
 				return fmt.Errorf("etcd: %w", err)
 			}
-			var reports []consistency.KafkaAuditReport
+			var raw []json.RawMessage
+			var reports []any
 			for _, kv := range resp.Kvs {
-				var r consistency.KafkaAuditReport
-				if err := json.Unmarshal(kv.Value, &r); err != nil {
+				r, err := consistency.DecodeReport(kv.Value)
+				if err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s (revision %d): malformed report: %v\n", kv.Key, kv.ModRevision, err)
 					continue
 				}
-				reports = append(reports, r)
+				raw, reports = append(raw, kv.Value), append(reports, r)
+			}
+			running, err := cli.Get(ctx, consistency.CassandraStatePrefix(topology.NewKeys(cfg.EtcdPrefix)), clientv3.WithPrefix())
+			if err != nil {
+				return fmt.Errorf("etcd: %w", err)
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(reports)
+				return enc.Encode(raw)
 			}
 			if len(reports) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "no reconcile report yet")
-				return nil
 			}
 			divergent := false
 			for _, r := range reports {
-				writeAudit(cmd.OutOrStdout(), r)
-				if bad, why := consistency.Divergence(r); bad {
-					divergent = true
+				var bad bool
+				var why string
+				switch r := r.(type) {
+				case consistency.KafkaAuditReport:
+					writeAudit(cmd.OutOrStdout(), r)
+					bad, why = consistency.Divergence(r)
+				case consistency.CassandraReport:
+					writeCassandraReport(cmd.OutOrStdout(), r)
+					bad, _ = consistency.CassandraDivergence(r)
+				}
+				if why != "" {
 					fmt.Fprintf(cmd.OutOrStdout(), "  readiness: %s\n", why)
 				}
+				divergent = divergent || bad
+			}
+			for _, kv := range running.Kvs {
+				var p consistency.CassandraProgress
+				if !strings.HasSuffix(string(kv.Key), "/progress") || json.Unmarshal(kv.Value, &p) != nil {
+					continue
+				}
+				done := len(p.Report.Tables)
+				at := ""
+				if p.Current != nil {
+					at = fmt.Sprintf(", %s at range %d of %d", p.Current.Table, p.Current.Next, p.Current.Ranges)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "cassandra job %s: unfinished run (%s, started %s): %d of %d tables done%s; the next run resumes it\n",
+					p.Report.Job, p.Report.Mode, p.Report.StartedAt.Format(time.RFC3339), done, len(p.Tables), at)
 			}
 			if divergent {
 				return exitError{3}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -15,6 +16,10 @@ import (
 // region, run while it leads; reports go to etcd (readiness reads them) and
 // to NATS.
 func (a *app) addReconcile(cfg *config.Config) error {
+	m := consistency.NewMetrics(a.reg)
+	if err := a.addCassandraJobs(cfg, m); err != nil {
+		return err
+	}
 	ka := cfg.Reconcile.KafkaAudit
 	if ka.Disabled {
 		return nil
@@ -27,7 +32,6 @@ func (a *app) addReconcile(cfg *config.Config) error {
 	for _, fc := range cfg.Flows {
 		eos[fc.Name] = fc.ExactlyOnce
 	}
-	m := consistency.NewMetrics(a.reg)
 	for region, n := range a.nodes {
 		var opts []consistency.AuditorOptions
 		for _, f := range flows {
@@ -44,20 +48,26 @@ func (a *app) addReconcile(cfg *config.Config) error {
 		job := &consistency.AuditJob{Flows: opts, ExactlyOnce: eos, Keys: topology.NewKeys(cfg.EtcdPrefix),
 			Interval: ka.Interval.Std(), Jitter: ka.Jitter.Std(), Metrics: m, Log: a.log,
 			Publish: func(ctx context.Context, r consistency.KafkaAuditReport) {
-				bus := a.bus(region)
-				if bus == nil {
-					return
-				}
-				ev, err := readiness.NewEvent(uuid.NewString(), "regionsync://"+region+"/reconcile", readiness.TypeReconcile, r.Flow,
-					"reconcile-report.schema.json", r, r.FinishedAt)
-				if err == nil {
-					err = bus.Publish(ctx, readiness.SubjectReconcile+"."+r.Flow, ev)
-				}
-				if err != nil {
-					a.log.Warn("reconcile: report not published", "flow", r.Flow, "err", err)
-				}
+				a.publishReport(ctx, region, "kafka-audit."+r.Flow, r.FinishedAt, r)
 			}}
 		n.AddLeaderTask("kafka-audit", job.Task)
 	}
 	return nil
+}
+
+// publishReport sends a reconcile report as a CloudEvent on region's bus,
+// subject regionsync.reconcile.<subject>.
+func (a *app) publishReport(ctx context.Context, region, subject string, at time.Time, r any) {
+	bus := a.bus(region)
+	if bus == nil {
+		return
+	}
+	ev, err := readiness.NewEvent(uuid.NewString(), "regionsync://"+region+"/reconcile", readiness.TypeReconcile, subject,
+		"reconcile-report.schema.json", r, at)
+	if err == nil {
+		err = bus.Publish(ctx, readiness.SubjectReconcile+"."+subject, ev)
+	}
+	if err != nil {
+		a.log.Warn("reconcile: report not published", "subject", subject, "err", err)
+	}
 }

@@ -72,6 +72,14 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Reconcile.KafkaAudit.Jitter, Duration(10*time.Second))
 	setDefault(&c.Reconcile.KafkaAudit.Window, Duration(time.Minute))
 	setDefault(&c.Reconcile.KafkaAudit.Settle, Duration(2*time.Minute))
+	for i := range c.Reconcile.Cassandra {
+		j := &c.Reconcile.Cassandra[i]
+		setDefault(&j.Interval, Duration(24*time.Hour))
+		setDefault(&j.Jitter, Duration(time.Hour))
+		setDefault(&j.Splits, 256)
+		setDefault(&j.Consistency, "LOCAL_ONE")
+		setDefault(&j.RateLimit, 10000)
+	}
 	setDefault(&c.Readiness.Gate.MinFlipInterval, Duration(5*time.Minute))
 	setDefault(&c.Readiness.Gate.MaxOverride, Duration(24*time.Hour))
 	setDefault(&c.Server.Listen, DefaultListen)

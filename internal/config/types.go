@@ -195,6 +195,35 @@ type Readiness struct {
 // Reconcile configures the reconcile jobs the region leaders run.
 type Reconcile struct {
 	KafkaAudit KafkaAudit `yaml:"kafka_audit"`
+	// Cassandra lists the Cassandra cross-DC diff jobs.
+	Cassandra []CassandraJob `yaml:"cassandra"`
+}
+
+// CassandraJob is a scheduled cross-DC diff (and, with Repair, repair) of a
+// keyspace between two regions' Cassandra DCs, run by the leader of the
+// first region.
+type CassandraJob struct {
+	// Name of the job (etcd keys, metrics, `reconcile run --cassandra`).
+	Name     string `yaml:"name"`
+	Keyspace string `yaml:"keyspace"`
+	// Tables of the keyspace; empty: all of them.
+	Tables []string `yaml:"tables"`
+	// Regions: the two regions whose DCs are compared; the first one's
+	// leader runs the job.
+	Regions []string `yaml:"regions"`
+	// Interval between runs (end of one to start of the next). Default 24h.
+	Interval Duration `yaml:"interval"`
+	// Jitter: each run waits a random part of this first. Default 1h.
+	Jitter Duration `yaml:"jitter"`
+	// Splits of the token ring. Default 256.
+	Splits int `yaml:"splits"`
+	// Consistency of the reads: LOCAL_ONE (default) or LOCAL_QUORUM.
+	Consistency string `yaml:"consistency"`
+	// Repair writes the winning cells back; default false (dry run).
+	Repair bool `yaml:"repair"`
+	// RateLimit: rows read per second from each DC. Default 10000; -1 is
+	// no limit.
+	RateLimit int `yaml:"rate_limit"`
 }
 
 // KafkaAudit is the continuous audit of the flows into a region, run by

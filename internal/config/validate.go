@@ -72,7 +72,51 @@ func (c *Config) validate(col *collector) {
 			col.addf("reconcile.kafka_audit."+name, "must be positive, got %s", d.Std())
 		}
 	}
+	jobs := map[string]int{}
+	for i, j := range c.Reconcile.Cassandra {
+		j.validate(col, fmt.Sprintf("reconcile.cassandra[%d]", i), c, jobs, i)
+	}
 	c.Server.validate(col)
+}
+
+func (j CassandraJob) validate(col *collector, p string, c *Config, seen map[string]int, i int) {
+	switch {
+	case !regionName.MatchString(j.Name):
+		col.addf(p+".name", "must match %s, got %q", regionName, j.Name)
+	case seen[j.Name] > 0:
+		col.addf(p+".name", "duplicate job %q (also reconcile.cassandra[%d])", j.Name, seen[j.Name]-1)
+	}
+	seen[j.Name] = i + 1
+	if j.Keyspace == "" {
+		col.addf(p+".keyspace", "required")
+	}
+	if len(j.Regions) != 2 || j.Regions[0] == j.Regions[1] {
+		col.addf(p+".regions", "must name two different regions, got %v", j.Regions)
+	}
+	for k, r := range j.Regions {
+		reg, ok := c.Region(r)
+		switch {
+		case !ok:
+			col.addf(fmt.Sprintf("%s.regions[%d]", p, k), "unknown region %q", r)
+		case len(reg.Cassandra.ContactPoints) == 0:
+			col.addf(fmt.Sprintf("%s.regions[%d]", p, k), "region %q has no cassandra configured", r)
+		}
+	}
+	if j.Interval <= 0 {
+		col.addf(p+".interval", "must be positive, got %s", j.Interval.Std())
+	}
+	if j.Jitter < 0 {
+		col.addf(p+".jitter", "must not be negative, got %s", j.Jitter.Std())
+	}
+	if j.Splits < 1 || j.Splits > 1<<20 {
+		col.addf(p+".splits", "must be 1..%d, got %d", 1<<20, j.Splits)
+	}
+	if u := strings.ToUpper(j.Consistency); u != "LOCAL_ONE" && u != "LOCAL_QUORUM" {
+		col.addf(p+".consistency", "LOCAL_ONE or LOCAL_QUORUM (ALL and EACH_QUORUM repair what they read, hiding divergence), got %q", j.Consistency)
+	}
+	if j.RateLimit < -1 || j.RateLimit == 0 {
+		col.addf(p+".rate_limit", "rows per second per DC, or -1 for no limit; got %d", j.RateLimit)
+	}
 }
 
 func (r Region) validate(col *collector, p string) {
