@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"time"
@@ -69,13 +70,17 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	setDefault(&c.Reconcile.KafkaAudit.Interval, Duration(time.Minute))
-	setDefault(&c.Reconcile.KafkaAudit.Jitter, Duration(10*time.Second))
+	if !c.set("reconcile.kafka_audit.jitter") {
+		c.Reconcile.KafkaAudit.Jitter = Duration(10 * time.Second)
+	}
 	setDefault(&c.Reconcile.KafkaAudit.Window, Duration(time.Minute))
 	setDefault(&c.Reconcile.KafkaAudit.Settle, Duration(2*time.Minute))
 	for i := range c.Reconcile.Cassandra {
 		j := &c.Reconcile.Cassandra[i]
 		setDefault(&j.Interval, Duration(24*time.Hour))
-		setDefault(&j.Jitter, Duration(time.Hour))
+		if !c.set(fmt.Sprintf("reconcile.cassandra[%d].jitter", i)) {
+			j.Jitter = Duration(time.Hour) // an explicit 0s stays 0
+		}
 		setDefault(&j.Splits, 256)
 		setDefault(&j.Consistency, "LOCAL_ONE")
 		setDefault(&j.RateLimit, 10000)
