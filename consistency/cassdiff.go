@@ -174,11 +174,7 @@ func DiffTable(ctx context.Context, o TableDiffOptions) (TableDiffReport, error)
 	ranges := TokenRanges(o.Splits)
 	for i := rep.Next; i < len(ranges); i++ {
 		r := ranges[i]
-		a, sumA, err := readRange(ctx, o.A, o, sh, r[0], r[1])
-		if err != nil {
-			return rep, err
-		}
-		b, sumB, err := readRange(ctx, o.B, o, sh, r[0], r[1])
+		a, sumA, b, sumB, err := readBoth(ctx, o, sh, r[0], r[1])
 		if err != nil {
 			return rep, err
 		}
@@ -215,6 +211,19 @@ func DiffTable(ctx context.Context, o TableDiffOptions) (TableDiffReport, error)
 	sort.Slice(rep.Divergent, func(i, j int) bool { return rep.Divergent[i].Key < rep.Divergent[j].Key })
 	rep.Took = took + time.Since(start)
 	return rep, nil
+}
+
+// readBoth reads (from, to] in both DCs at once.
+func readBoth(ctx context.Context, o TableDiffOptions, sh tableShape, from, to int64) (a map[string]row, sumA uint64, b map[string]row, sumB uint64, err error) {
+	var errB error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b, sumB, errB = readRange(ctx, o.B, o, sh, from, to)
+	}()
+	a, sumA, err = readRange(ctx, o.A, o, sh, from, to)
+	<-done
+	return a, sumA, b, sumB, errors.Join(err, errB)
 }
 
 // wait takes n tokens from lim (nil: no limit), in bursts lim allows.

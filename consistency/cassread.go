@@ -2,6 +2,7 @@ package consistency
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"reflect"
@@ -115,10 +116,10 @@ func readRange(ctx context.Context, dc DiffDC, o TableDiffOptions, sh tableShape
 		r.key = kb.String()
 		i := 1 + nKey
 		for _, c := range sh.regular {
-			h := fnv.New64a()
-			fmt.Fprintf(h, "%#v", deref(vals.Values[i]))
-			r.vals = append(r.vals, raw(vals.Values[i]))
-			r.cells = append(r.cells, h.Sum64())
+			v := raw(vals.Values[i])
+			hv := hashValue(v)
+			r.vals = append(r.vals, v)
+			r.cells = append(r.cells, hv)
 			i++
 			var wt, ttl int64
 			if sh.writetime[c] && !sh.counter {
@@ -127,7 +128,7 @@ func readRange(ctx context.Context, dc DiffDC, o TableDiffOptions, sh tableShape
 			}
 			r.wt = append(r.wt, wt)
 			r.ttl = append(r.ttl, ttl)
-			r.sum = r.sum*1099511628211 ^ h.Sum64() ^ uint64(wt)
+			r.sum = r.sum*1099511628211 ^ hv ^ uint64(wt)
 		}
 		rh := fnv.New64a()
 		rh.Write([]byte(r.key))
@@ -139,6 +140,44 @@ func readRange(ctx context.Context, dc DiffDC, o TableDiffOptions, sh tableShape
 		return nil, 0, fmt.Errorf("dc %s, %s.%s tokens (%d, %d]: %w", dc.Name, o.Keyspace, o.Table, from, to, err)
 	}
 	return out, sum, nil
+}
+
+// hashValue is a 64-bit FNV-1a of a cell value, typed so that equal values
+// of the column's type hash alike; the common types without fmt.
+func hashValue(v any) uint64 {
+	h := fnv.New64a()
+	var b [9]byte
+	switch x := v.(type) {
+	case string:
+		b[0] = 's'
+		h.Write(b[:1])
+		h.Write([]byte(x))
+	case []byte:
+		b[0] = 'b'
+		h.Write(b[:1])
+		h.Write(x)
+	case int:
+		b[0] = 'i'
+		binary.LittleEndian.PutUint64(b[1:], uint64(x))
+		h.Write(b[:])
+	case int64:
+		b[0] = 'l'
+		binary.LittleEndian.PutUint64(b[1:], uint64(x))
+		h.Write(b[:])
+	case int32:
+		b[0] = 'w'
+		binary.LittleEndian.PutUint64(b[1:], uint64(x))
+		h.Write(b[:])
+	case bool:
+		b[0] = 'f'
+		if x {
+			b[0] = 't'
+		}
+		h.Write(b[:1])
+	default:
+		fmt.Fprintf(h, "%#v", deref(v))
+	}
+	return h.Sum64()
 }
 
 func asInt64(v any) int64 {

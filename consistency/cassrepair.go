@@ -110,11 +110,7 @@ func describe(d RowDiff) string {
 }
 
 func (rp repairer) reread(ctx context.Context) (map[string]row, map[string]row, error) {
-	a, _, err := readRange(ctx, rp.o.A, rp.o, rp.sh, rp.from, rp.to)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, _, err := readRange(ctx, rp.o.B, rp.o, rp.sh, rp.from, rp.to)
+	a, _, b, _, err := readBoth(ctx, rp.o, rp.sh, rp.from, rp.to)
 	return a, b, err
 }
 
