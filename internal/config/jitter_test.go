@@ -14,7 +14,7 @@ func TestExplicitZeroJitter(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		extra      string
+		extra string
 		audit time.Duration
 	}{
 		{"reconcile:\n  kafka_audit: {jitter: 0s}\n", 0},
