@@ -26,35 +26,7 @@ func TestReportSchema(t *testing.T) {
 			Source: consistency.Side{Records: 3, Sum: 9, Chain: 77, First: 0, Last: 2}, Target: consistency.Side{Records: 3, Sum: 6, Chain: 12, First: 0, Last: 2},
 			Missing: []int64{1}, Duplicated: []int64{2}},
 	}, 1)
-	got, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, '\n')
-	if err := schemas.Validate("reconcile-report", got); err != nil {
-		t.Fatalf("%v\n%s", err, got)
-	}
-	const golden = "../schemas/testdata/reconcile-report-golden.json"
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("golden differs:\n%s", got)
-	}
-	var back consistency.KafkaAuditReport
-	if err := json.Unmarshal(want, &back); err != nil {
-		t.Fatal(err)
-	}
-	again, _ := json.MarshalIndent(back, "", "  ")
-	if !bytes.Equal(append(again, '\n'), want) {
-		t.Fatal("round trip changed the report")
-	}
+	want := golden(t, "reconcile-report-golden.json", r)
 	bad := bytes.Replace(want, []byte(`"kind": "kafka-audit"`), []byte(`"kind": "cassandra"`), 1)
 	if err := schemas.Validate("reconcile-report", bad); err == nil {
 		t.Fatal("unknown kind accepted")
@@ -71,35 +43,8 @@ func TestCassandraReportSchema(t *testing.T) {
 			Divergent: []consistency.RowDiff{{Key: "17", Kind: "missing", MissingIn: "dc-west", Token: -42},
 				{Key: "18", Kind: "cells", Token: 7, Cells: []consistency.CellDiff{{Column: "v", WriteTimeA: 1764504000000000, WriteTimeB: 1764504000000001, Newer: "dc-west"}}}},
 			Errors: []string{}, Took: 2500 * time.Millisecond}}}
-	got, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, '\n')
-	if err := schemas.Validate("reconcile-report", got); err != nil {
-		t.Fatalf("%v\n%s", err, got)
-	}
-	const golden = "../schemas/testdata/reconcile-report-cassandra-golden.json"
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("golden differs:\n%s", got)
-	}
-	back, err := consistency.DecodeReport(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, _ := json.MarshalIndent(back, "", "  ")
-	if !bytes.Equal(append(again, '\n'), want) {
-		t.Fatal("round trip changed the report")
-	}
+	want := golden(t, "reconcile-report-cassandra-golden.json", r)
+	back, _ := consistency.DecodeReport(want)
 	if bad, why := consistency.CassandraDivergence(back.(consistency.CassandraReport)); bad {
 		t.Fatalf("every divergent row repaired, yet: %s", why)
 	}
@@ -115,4 +60,40 @@ func TestCassandraReportSchema(t *testing.T) {
 			t.Logf("%s: %v", name, err)
 		}
 	}
+}
+
+// golden checks that r validates against the schema, equals the golden
+// file (rewritten with -update) and round-trips through DecodeReport.
+func golden(t *testing.T, name string, r any) []byte {
+	t.Helper()
+	got, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	if err := schemas.Validate("reconcile-report", got); err != nil {
+		t.Fatalf("%v\n%s", err, got)
+	}
+	path := "../schemas/testdata/" + name
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("golden %s differs:\n%s", name, got)
+	}
+	back, err := consistency.DecodeReport(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := json.MarshalIndent(back, "", "  ")
+	if !bytes.Equal(append(again, '\n'), want) {
+		t.Fatalf("%s: round trip changed the report", name)
+	}
+	return want
 }
