@@ -80,6 +80,13 @@ func TestLabCassandraDiff(t *testing.T) {
 	start := time.Now()
 	writeRows(t, east, ks, 0, 100_000, "v")
 	t.Logf("100,000 rows written at LOCAL_ONE to dc-east in %s", time.Since(start).Round(time.Millisecond))
+	// LOCAL_ONE acknowledges before dc-west applied the copy: pausing it
+	// now would drop the copies still in flight (hints are off), making
+	// divergence the test did not plan. Wait until dc-west has them all.
+	labtest.Eventually(t, 60*time.Second, "dc-west holds the 100,000 rows", func(ctx context.Context) bool {
+		var n int
+		return west.Query(fmt.Sprintf("SELECT count(*) FROM %s.t", ks)).Consistency(gocql.LocalOne).ScanContext(ctx, &n) == nil && n == 100_000
+	})
 
 	want := map[string]string{} // key → expected kind/missingIn
 	// A paused node's peer keeps sending it mutations until its failure

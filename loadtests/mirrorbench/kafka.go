@@ -158,7 +158,22 @@ func measureDrain(ctx context.Context, brokers []string, topic string, want int6
 type latency struct {
 	N             int
 	P50, P99, Max time.Duration
+	// Slow: per 100 ms slot of record time (from the start of the
+	// measured part), the records slower than the target, and the
+	// partitions they were in: tells a stall of everything from a slow
+	// partition.
+	Slow []slowSlot
 }
+
+type slowSlot struct {
+	At         time.Duration // slot start, from measureFrom
+	Records    int
+	Partitions map[int32]bool
+	Worst      time.Duration
+}
+
+// slowThreshold is the p99 target; records slower than it are slotted.
+const slowThreshold = 50 * time.Millisecond
 
 // measureLatency produces rate records/s of size bytes to src for warmup+dur
 // and consumes the mirrored copies from dstTopic on dst; records stamped
@@ -173,6 +188,7 @@ func measureLatency(ctx context.Context, src, dst []string, srcTopic, dstTopic s
 	var (
 		mu   sync.Mutex
 		lats []time.Duration
+		slow = map[time.Duration]*slowSlot{}
 	)
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -185,8 +201,20 @@ func measureLatency(ctx context.Context, src, dst []string, srcTopic, dstTopic s
 				case m := <-pc.Messages():
 					now := time.Now()
 					if !m.Timestamp.Before(measureFrom) {
+						d := now.Sub(m.Timestamp)
 						mu.Lock()
-						lats = append(lats, now.Sub(m.Timestamp))
+						lats = append(lats, d)
+						if d > slowThreshold {
+							at := m.Timestamp.Sub(measureFrom).Truncate(100 * time.Millisecond)
+							sl := slow[at]
+							if sl == nil {
+								sl = &slowSlot{At: at, Partitions: map[int32]bool{}}
+								slow[at] = sl
+							}
+							sl.Records++
+							sl.Partitions[m.Partition] = true
+							sl.Worst = max(sl.Worst, d)
+						}
 						mu.Unlock()
 					}
 				case <-cctx.Done():
@@ -217,7 +245,12 @@ func measureLatency(ctx context.Context, src, dst []string, srcTopic, dstTopic s
 	}
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
 	q := func(f float64) time.Duration { return lats[min(len(lats)-1, int(f*float64(len(lats))))] }
-	return latency{N: len(lats), P50: q(0.50), P99: q(0.99), Max: lats[len(lats)-1]}, nil
+	out := latency{N: len(lats), P50: q(0.50), P99: q(0.99), Max: lats[len(lats)-1]}
+	for _, sl := range slow {
+		out.Slow = append(out.Slow, *sl)
+	}
+	sort.Slice(out.Slow, func(i, j int) bool { return out.Slow[i].At < out.Slow[j].At })
+	return out, nil
 }
 
 // produceAtRate sends rate records/s in 2 ms ticks, each stamped when it

@@ -105,6 +105,7 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("latency floor: %w", err)
 	}
 	log.Printf("floor: p50 %s p99 %s max %s", floor.P50, floor.P99, floor.Max)
+	logSlow("floor", floor)
 
 	rs, err := benchRegionsync(ctx, lab, o, bench, latRS)
 	if err != nil {
@@ -165,10 +166,25 @@ func measure(ctx context.Context, lab *lab, o options, name string, pid int, ben
 		return r, fmt.Errorf("latency: %w", err)
 	}
 	log.Printf("%s: p50 %s p99 %s max %s over %d records", name, r.lat.P50, r.lat.P99, r.lat.Max, r.lat.N)
+	logSlow(name, r.lat)
 	if r.rssMiB, err = procstat.PeakRSS(pid); err != nil {
 		return r, err
 	}
 	return r, nil
+}
+
+// logSlow prints where the records slower than the target were, by 100 ms
+// slot of record time: many partitions in one slot is a stall of the whole
+// path (CPU, GC, a broker); one partition at a time is that partition's.
+func logSlow(name string, l latency) {
+	n := 0
+	for _, s := range l.Slow {
+		n += s.Records
+	}
+	log.Printf("%s: %d records slower than %s, in %d slots of 100 ms", name, n, slowThreshold, len(l.Slow))
+	for _, s := range l.Slow {
+		log.Printf("  at %6.1f s: %4d records, %2d partitions, worst %s", s.At.Seconds(), s.Records, len(s.Partitions), s.Worst.Round(time.Millisecond))
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
