@@ -49,9 +49,9 @@ func writeRows(t *testing.T, s *gocql.Session, ks string, from, to int, v string
 // TestLabCassandraDiff is issue #8's Cassandra diff (dry run) on the lab:
 // with hinted handoff off on both nodes, 100,000 rows are written at
 // LOCAL_ONE to dc-east while dc-west runs; then, with dc-west paused,
-// 2,000 more rows and overwrites of 100 rows go to dc-east only; then, with
-// dc-east paused, 100 other rows are overwritten and 10 deleted in dc-west
-// only. The diff finds exactly those rows, and no others. Then the repair
+// 2,000 more rows, overwrites of 100 rows and 10 deletes go to dc-east
+// only; then, with dc-east paused, 100 other rows are overwritten and 10
+// others deleted in dc-west only. The diff finds exactly those rows, and no others. Then the repair
 // (repairAndResume), killed midway and resumed.
 func TestLabCassandraDiff(t *testing.T) {
 	l := labtest.Require(t)
@@ -110,6 +110,12 @@ func TestLabCassandraDiff(t *testing.T) {
 	pauseUntilDown("cassandra-west", "east", "127.0.0.2")
 	writeRows(t, east, ks, 100_000, 102_000, "late")
 	writeRows(t, east, ks, 0, 100, "east-overwrite")
+	for i := 300; i < 310; i++ {
+		if err := east.Query(fmt.Sprintf("DELETE FROM %s.t WHERE id = ?", ks), i).Consistency(gocql.LocalOne).Exec(); err != nil {
+			t.Fatal(err)
+		}
+		want[strconv.Itoa(i)] = "missing dc-east"
+	}
 	resumeUntilUp("cassandra-west", "east", "127.0.0.2")
 	for i := 100_000; i < 102_000; i++ {
 		want[strconv.Itoa(i)] = "missing dc-west"
