@@ -55,6 +55,7 @@ loadtest:
 	$(GO) run ./loadtests/mirrorbench
 	$(GO) test -tags loadtest -count=1 -run TestReadinessDrill -v -timeout 60m ./loadtests/readinessdrill
 	$(GO) test -tags loadtest -count=1 -run TestAuditBench -v -timeout 30m ./loadtests/auditbench
+	$(GO) test -tags loadtest -count=1 -run TestCassDiffBench -v -timeout 30m ./loadtests/cassdiffbench
 
 clean:
 	rm -rf $(BIN)
