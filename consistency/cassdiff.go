@@ -156,15 +156,9 @@ func DiffTable(ctx context.Context, o TableDiffOptions) (TableDiffReport, error)
 			return TableDiffReport{}, fmt.Errorf("%s.%s is a counter table: counters cannot be written back with USING TIMESTAMP; run the diff without repair", o.Keyspace, o.Table)
 		}
 	}
-	rep := TableDiffReport{Keyspace: o.Keyspace, Table: o.Table, A: o.A.Name, B: o.B.Name, Mode: mode, Ranges: o.Splits, Divergent: []RowDiff{}, Errors: []string{}}
-	if r := o.Resume; r != nil {
-		if r.Keyspace != o.Keyspace || r.Table != o.Table || r.Ranges != o.Splits || r.Mode != mode || r.A != o.A.Name || r.B != o.B.Name {
-			return rep, fmt.Errorf("cannot resume %s.%s: the saved progress is of %s.%s %s⇄%s, %d ranges, %s", o.Keyspace, o.Table, r.Keyspace, r.Table, r.A, r.B, r.Ranges, r.Mode)
-		}
-		rep = *r
-		rep.RangesResumed = r.Next
-		rep.Divergent = append([]RowDiff{}, r.Divergent...)
-		rep.Errors = append([]string{}, r.Errors...)
+	rep, err := newReport(o, mode)
+	if err != nil {
+		return rep, err
 	}
 	took := rep.Took
 	var lim *rate.Limiter
@@ -210,6 +204,23 @@ func DiffTable(ctx context.Context, o TableDiffOptions) (TableDiffReport, error)
 	}
 	sort.Slice(rep.Divergent, func(i, j int) bool { return rep.Divergent[i].Key < rep.Divergent[j].Key })
 	rep.Took = took + time.Since(start)
+	return rep, nil
+}
+
+// newReport starts the report of a diff, or continues o.Resume.
+func newReport(o TableDiffOptions, mode string) (TableDiffReport, error) {
+	rep := TableDiffReport{Keyspace: o.Keyspace, Table: o.Table, A: o.A.Name, B: o.B.Name, Mode: mode, Ranges: o.Splits, Divergent: []RowDiff{}, Errors: []string{}}
+	r := o.Resume
+	if r == nil {
+		return rep, nil
+	}
+	if r.Keyspace != o.Keyspace || r.Table != o.Table || r.Ranges != o.Splits || r.Mode != mode || r.A != o.A.Name || r.B != o.B.Name {
+		return rep, fmt.Errorf("cannot resume %s.%s: the saved progress is of %s.%s %s⇄%s, %d ranges, %s", o.Keyspace, o.Table, r.Keyspace, r.Table, r.A, r.B, r.Ranges, r.Mode)
+	}
+	rep = *r
+	rep.RangesResumed = r.Next
+	rep.Divergent = append([]RowDiff{}, r.Divergent...)
+	rep.Errors = append([]string{}, r.Errors...)
 	return rep, nil
 }
 

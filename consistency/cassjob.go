@@ -122,33 +122,11 @@ func (j *CassandraJob) Task(ctx context.Context, l *topology.Leader) error {
 // RunOnce runs the job to the end (resuming saved progress) under its lock.
 // fences are extra comparisons every write carries (a leader's fence).
 func (j *CassandraJob) RunOnce(ctx context.Context, cli *clientv3.Client, fences ...clientv3.Cmp) (CassandraReport, error) {
-	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(10), concurrency.WithContext(ctx))
+	ctx, owner, release, err := j.lock(ctx, cli)
 	if err != nil {
-		return CassandraReport{}, fmt.Errorf("job %s: etcd session: %w", j.Name, err)
+		return CassandraReport{}, err
 	}
-	defer sess.Close()
-	mu := concurrency.NewMutex(sess, j.stateKey("lock"))
-	if err := mu.TryLock(ctx); err != nil {
-		if errors.Is(err, concurrency.ErrLocked) {
-			return CassandraReport{}, fmt.Errorf("job %s: %w", j.Name, ErrJobRunning)
-		}
-		return CassandraReport{}, fmt.Errorf("job %s: lock: %w", j.Name, err)
-	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = mu.Unlock(uctx)
-	}()
-	// The run stops when the lock's session ends.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-sess.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	defer release()
 	if j.Open != nil {
 		a, b, closeDCs, err := j.Open(ctx)
 		if err != nil {
@@ -157,7 +135,7 @@ func (j *CassandraJob) RunOnce(ctx context.Context, cli *clientv3.Client, fences
 		defer closeDCs()
 		j.A, j.B = a, b
 	}
-	cmps := append([]clientv3.Cmp{mu.IsOwner()}, fences...)
+	cmps := append([]clientv3.Cmp{owner}, fences...)
 	put := func(ctx context.Context, ops ...clientv3.Op) error {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -175,6 +153,67 @@ func (j *CassandraJob) RunOnce(ctx context.Context, cli *clientv3.Client, fences
 		return CassandraReport{}, err
 	}
 	j.Metrics.cassStarted(j.Name, p.Report.Resumed)
+	if err := j.runTables(ctx, p, put); err != nil {
+		j.Metrics.cassFinished(j.Name, "error")
+		return p.Report, err
+	}
+	r := p.Report
+	r.FinishedAt = time.Now().UTC()
+	for i := range r.Tables {
+		r.Tables[i] = capped(r.Tables[i])
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return r, err
+	}
+	if err := put(ctx, clientv3.OpPut(CassandraReportKey(j.Keys, j.Name), string(b)), clientv3.OpDelete(j.stateKey("progress"))); err != nil {
+		j.Metrics.cassFinished(j.Name, "error")
+		return r, fmt.Errorf("job %s: report not stored: %w", j.Name, err)
+	}
+	j.Metrics.cassReport(r)
+	if j.Publish != nil {
+		j.Publish(ctx, r)
+	}
+	return r, nil
+}
+
+// lock takes the job's etcd lock, or fails with ErrJobRunning. The context
+// it returns ends with the lock's session; owner is the comparison every
+// write carries; release unlocks.
+func (j *CassandraJob) lock(ctx context.Context, cli *clientv3.Client) (context.Context, clientv3.Cmp, func(), error) {
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(10), concurrency.WithContext(ctx))
+	if err != nil {
+		return nil, clientv3.Cmp{}, nil, fmt.Errorf("job %s: etcd session: %w", j.Name, err)
+	}
+	mu := concurrency.NewMutex(sess, j.stateKey("lock"))
+	if err := mu.TryLock(ctx); err != nil {
+		_ = sess.Close()
+		if errors.Is(err, concurrency.ErrLocked) {
+			return nil, clientv3.Cmp{}, nil, fmt.Errorf("job %s: %w", j.Name, ErrJobRunning)
+		}
+		return nil, clientv3.Cmp{}, nil, fmt.Errorf("job %s: lock: %w", j.Name, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-sess.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	release := func() {
+		cancel()
+		uctx, ucancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ucancel()
+		_ = mu.Unlock(uctx)
+		_ = sess.Close()
+	}
+	return ctx, mu.IsOwner(), release, nil
+}
+
+// runTables diffs the tables p has not finished, saving p after every
+// range through put.
+func (j *CassandraJob) runTables(ctx context.Context, p *CassandraProgress, put func(context.Context, ...clientv3.Op) error) error {
 	for ti := len(p.Report.Tables); ti < len(p.Tables); ti++ {
 		table := p.Tables[ti]
 		resume := p.Current
@@ -200,30 +239,12 @@ func (j *CassandraJob) RunOnce(ctx context.Context, cli *clientv3.Client, fences
 				}
 			}})
 		if err != nil {
-			j.Metrics.cassFinished(j.Name, "error")
-			return p.Report, fmt.Errorf("job %s, table %s.%s (progress saved at range %d of %d): %w", j.Name, j.Keyspace, table, rep.Next, rep.Ranges, err)
+			return fmt.Errorf("job %s, table %s.%s (progress saved at range %d of %d): %w", j.Name, j.Keyspace, table, rep.Next, rep.Ranges, err)
 		}
 		p.Report.Tables = append(p.Report.Tables, rep)
 		p.Current = nil
 	}
-	r := p.Report
-	r.FinishedAt = time.Now().UTC()
-	for i := range r.Tables {
-		r.Tables[i] = capped(r.Tables[i])
-	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return r, err
-	}
-	if err := put(ctx, clientv3.OpPut(CassandraReportKey(j.Keys, j.Name), string(b)), clientv3.OpDelete(j.stateKey("progress"))); err != nil {
-		j.Metrics.cassFinished(j.Name, "error")
-		return r, fmt.Errorf("job %s: report not stored: %w", j.Name, err)
-	}
-	j.Metrics.cassReport(r)
-	if j.Publish != nil {
-		j.Publish(ctx, r)
-	}
-	return r, nil
+	return nil
 }
 
 // start loads saved progress of the same kind, or begins a new run.
