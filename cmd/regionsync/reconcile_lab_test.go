@@ -39,18 +39,7 @@ func TestLabReconcileCassandra(t *testing.T) {
 	id := rand.Uint32()
 	ks := fmt.Sprintf("rs_job_%d", id)
 	east := l.Cassandra(t, "127.0.0.1", "dc-east")
-	for _, q := range []string{
-		fmt.Sprintf(`CREATE KEYSPACE %s WITH replication = {'class': 'NetworkTopologyStrategy', 'dc-east': 1, 'dc-west': 1}`, ks),
-		fmt.Sprintf(`CREATE TABLE %s.t (id int PRIMARY KEY, v text)`, ks),
-	} {
-		if err := east.Query(q).Exec(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() { _ = east.Query("DROP KEYSPACE IF EXISTS " + ks).Exec() })
-	if err := east.AwaitSchemaAgreement(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	l.CreateKeyspace(t, east, ks, `CREATE TABLE %[1]s.t (id int PRIMARY KEY, v text)`)
 	for i := range 1000 {
 		if err := east.Query(fmt.Sprintf("INSERT INTO %s.t (id, v) VALUES (?, ?)", ks), i, fmt.Sprint("v", i)).Consistency(gocql.EachQuorum).Exec(); err != nil {
 			t.Fatal(err)

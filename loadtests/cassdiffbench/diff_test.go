@@ -35,18 +35,7 @@ func TestCassDiffBench(t *testing.T) {
 	l := labtest.Require(t)
 	east, west := l.Cassandra(t, "127.0.0.1", "dc-east"), l.Cassandra(t, "127.0.0.2", "dc-west")
 	ks := fmt.Sprintf("rs_diffbench_%d", rand.Uint32())
-	for _, q := range []string{
-		fmt.Sprintf(`CREATE KEYSPACE %s WITH replication = {'class': 'NetworkTopologyStrategy', 'dc-east': 1, 'dc-west': 1}`, ks),
-		fmt.Sprintf(`CREATE TABLE %s.t (id int, seq int, v text, n bigint, at timestamp, PRIMARY KEY (id, seq))`, ks),
-	} {
-		if err := east.Query(q).Exec(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() { _ = east.Query("DROP KEYSPACE IF EXISTS " + ks).Exec() })
-	if err := east.AwaitSchemaAgreement(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	l.CreateKeyspace(t, east, ks, `CREATE TABLE %[1]s.t (id int, seq int, v text, n bigint, at timestamp, PRIMARY KEY (id, seq))`)
 	start := time.Now()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)

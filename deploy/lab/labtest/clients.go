@@ -2,6 +2,7 @@ package labtest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -174,4 +175,24 @@ func Eventually(t testing.TB, timeout time.Duration, msg string, cond func(conte
 	}
 	t.Fatalf("%s: not true after %s", msg, timeout)
 	return 0
+}
+
+// CreateKeyspace creates keyspace ks with one replica in each DC through s,
+// then runs each table statement (with %[1]s standing for ks), waits for
+// schema agreement, and drops the keyspace at test end.
+func (l *Lab) CreateKeyspace(t testing.TB, s *gocql.Session, ks string, tables ...string) {
+	t.Helper()
+	stmts := []string{fmt.Sprintf(`CREATE KEYSPACE %s WITH replication = {'class': 'NetworkTopologyStrategy', 'dc-east': 1, 'dc-west': 1}`, ks)}
+	for _, q := range tables {
+		stmts = append(stmts, fmt.Sprintf(q, ks))
+	}
+	for _, q := range stmts {
+		if err := s.Query(q).Exec(); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { _ = s.Query("DROP KEYSPACE IF EXISTS " + ks).Exec() })
+	if err := s.AwaitSchemaAgreement(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
