@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
+	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -41,6 +44,9 @@ stops it gracefully.`,
 			}
 			if !cmd.Flags().Changed("log-level") {
 				g.logLevel = cfg.Server.LogLevel
+			}
+			if cfg.Server.MemoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(int64(cfg.Server.MemoryLimitMiB) << 20)
 			}
 			return runWorker(cmd.Context(), cmd.ErrOrStderr(), g, o, cfg)
 		},
@@ -92,6 +98,10 @@ func runWorker(ctx context.Context, stderr io.Writer, g *globalFlags, o *runOpti
 	if err := a.addGate(cfg, region.Name); err != nil {
 		return err
 	}
-	a.log.Info("regionsync worker starting", "region", region.Name, "version", buildVersion(), "config", o.configPath)
+	memLimit := "none"
+	if lim := debug.SetMemoryLimit(-1); lim != math.MaxInt64 {
+		memLimit = fmt.Sprintf("%d MiB", lim>>20)
+	}
+	a.log.Info("regionsync worker starting", "region", region.Name, "version", buildVersion(), "config", o.configPath, "memory_limit", memLimit)
 	return a.run(ctx)
 }

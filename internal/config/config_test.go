@@ -35,6 +35,7 @@ var badFiles = map[string]string{
 	"duplicate-key.bad.yaml":           `duplicate-key.bad.yaml:3: regions: key "regions" given twice`,
 	"override-unknown-region.bad.yaml": `override-unknown-region.bad.yaml:25: readiness.regions.south: override for unknown region "south"`,
 	"empty.bad.yaml":                   "empty.bad.yaml: the file is empty",
+	"memlimit.bad.yaml":                "memlimit.bad.yaml:11: server.memory_limit_mib: must be 0 (no limit) or at least 32, got 8",
 	"cassandra-job.bad.yaml":           `cassandra-job.bad.yaml:25: reconcile.cassandra[0].regions[0]: region "east" has no cassandra configured`,
 	"untrusted-signer.bad.yaml":        `untrusted-signer.bad.yaml:27: readiness.trusted_keys: does not list the signing key "k1": this deployment's own verdicts would not count`,
 }

@@ -306,6 +306,11 @@ type Server struct {
 	LogFormat string `yaml:"log_format"`
 	// LogLevel debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
+	// MemoryLimitMiB is the Go runtime's soft memory limit for `run`
+	// (debug.SetMemoryLimit): the garbage collector works harder as the
+	// heap nears it. 0 (default): none. The GOMEMLIMIT environment
+	// variable, when set, wins.
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 }
 
 // Region returns the region named name.

@@ -262,6 +262,9 @@ func (s Server) validate(col *collector) {
 	if !oneOf(s.LogLevel, "debug", "info", "warn", "error") {
 		col.addf("server.log_level", "unknown level %q (want debug, info, warn or error)", s.LogLevel)
 	}
+	if s.MemoryLimitMiB != 0 && s.MemoryLimitMiB < 32 {
+		col.addf("server.memory_limit_mib", "must be 0 (no limit) or at least 32, got %d", s.MemoryLimitMiB)
+	}
 }
 
 func validateTLS(col *collector, p string, t TLS) {

@@ -151,6 +151,8 @@ reconcile:
   kafka_audit: {disabled: true}
 server:
   listen: 127.0.0.1:19464
+  # A heap bound, as MirrorMaker 2 has one (-Xmx512m).
+  memory_limit_mib: 100
   log_format: json
 `, l.east[0], strings.Join(etcd, ", "), l.nats, l.west[0], strings.Join(etcd, ", "), l.nats, strings.Join(quoted, ", "))
 	cfgPath := filepath.Join(dir, "regionsync.yaml")
