@@ -20,6 +20,9 @@ import (
 // progress lists (the counts are always complete).
 const ListedRows = 100
 
+// retryFailedRun is how soon a scheduled run that failed is tried again.
+const retryFailedRun = 5 * time.Minute
+
 // ErrJobRunning: another process holds the job's lock.
 var ErrJobRunning = errors.New("the job is already running")
 
@@ -87,7 +90,8 @@ type CassandraProgress struct {
 }
 
 // Task is the topology.LeaderFunc: a run every Interval (plus jitter) while
-// this worker leads RegionA. A run the lock shows elsewhere is skipped.
+// this worker leads RegionA. A run the lock shows elsewhere is skipped; a
+// failed run is tried again after at most 5 minutes.
 func (j *CassandraJob) Task(ctx context.Context, l *topology.Leader) error {
 	if j.Interval <= 0 {
 		j.Interval = 24 * time.Hour
@@ -103,18 +107,22 @@ func (j *CassandraJob) Task(ctx context.Context, l *topology.Leader) error {
 		case <-time.After(d):
 		}
 		_, err := j.RunOnce(ctx, l.Client(), l.Fence())
+		next := j.Interval
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, ErrJobRunning):
 			j.Log.Info("consistency: cassandra job already running elsewhere; skipped", "job", j.Name)
 		case err != nil:
-			j.Log.Warn("consistency: cassandra job failed; its progress is kept for the next run", "job", j.Name, "err", err)
+			// A failed run (a DC down, etcd unreachable) is retried soon,
+			// resuming its saved progress, not a whole interval later.
+			next = min(j.Interval, retryFailedRun)
+			j.Log.Warn("consistency: cassandra job failed; it resumes from its saved progress", "job", j.Name, "retry_in", next, "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(j.Interval):
+		case <-time.After(next):
 		}
 	}
 }
