@@ -292,7 +292,8 @@ func (j *CassandraJob) start(ctx context.Context, cli *clientv3.Client) (*Cassan
 	}
 	return &CassandraProgress{Tables: tables, Splits: j.Splits, Report: CassandraReport{SchemaVersion: 1, Kind: "cassandra-diff", Job: j.Name,
 		Keyspace: j.Keyspace, RegionA: j.RegionA, RegionB: j.RegionB, DCA: j.A.Name, DCB: j.B.Name, Mode: mode,
-		StartedAt: time.Now().UTC(), Tables: []TableDiffReport{}, Errors: []string{}}}, nil
+		ScheduleSeconds: (j.Interval + j.Jitter).Seconds(),
+		StartedAt:       time.Now().UTC(), Tables: []TableDiffReport{}, Errors: []string{}}}, nil
 }
 
 // ListTables lists a keyspace's tables.

@@ -78,9 +78,13 @@ type CassandraReport struct {
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
 	// Resumed: the run continued one an earlier process left unfinished.
-	Resumed bool              `json:"resumed"`
-	Tables  []TableDiffReport `json:"tables"`
-	Errors  []string          `json:"errors"`
+	Resumed bool `json:"resumed"`
+	// ScheduleSeconds: the job's interval plus jitter, the longest wait for
+	// the next run when all goes well; readiness allows this much on top of
+	// max_since_reconcile before judging the report stale.
+	ScheduleSeconds float64           `json:"scheduleSeconds"`
+	Tables          []TableDiffReport `json:"tables"`
+	Errors          []string          `json:"errors"`
 }
 
 // Totals sums the tables: ranges, rows compared (both DCs), divergent and

@@ -37,7 +37,7 @@ func TestReportSchema(t *testing.T) {
 func TestCassandraReportSchema(t *testing.T) {
 	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	r := consistency.CassandraReport{SchemaVersion: 1, Kind: "cassandra-diff", Job: "orders", Keyspace: "shop", RegionA: "east", RegionB: "west",
-		DCA: "dc-east", DCB: "dc-west", Mode: "repair", StartedAt: at, FinishedAt: at.Add(3 * time.Second), Resumed: true, Errors: []string{},
+		DCA: "dc-east", DCB: "dc-west", Mode: "repair", StartedAt: at, FinishedAt: at.Add(3 * time.Second), Resumed: true, ScheduleSeconds: 25200, Errors: []string{},
 		Tables: []consistency.TableDiffReport{{Keyspace: "shop", Table: "orders", A: "dc-east", B: "dc-west", Mode: "repair", Ranges: 256, Next: 256,
 			RangesResumed: 64, RangesDiffering: 2, RowsA: 1000, RowsB: 999, MissingInB: 1, CellRows: 1, Repaired: 2,
 			Divergent: []consistency.RowDiff{{Key: "17", Kind: "missing", MissingIn: "dc-west", Token: -42},

@@ -301,7 +301,9 @@ func (p *Publisher) keepReports(kvs []*mvccpb.KeyValue) {
 // reconcileChecks judges the latest reconcile reports that concern region:
 // the Kafka audit of every flow into it, and every Cassandra job comparing
 // its DC. Unrepaired divergence fails; the report's age is judged against
-// max_since_reconcile. A job without a report yet adds no check.
+// max_since_reconcile, plus the job's own interval and jitter for a
+// Cassandra job (a daily job is not stale after two hours). A job without
+// a report yet adds no check.
 func (p *Publisher) reconcileChecks(region string, now time.Time) []Check {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -310,18 +312,19 @@ func (p *Publisher) reconcileChecks(region string, now time.Time) []Check {
 		bad      bool
 		why      string
 		finished time.Time
+		schedule float64 // seconds the next run may take to come, on top of the budget
 	}
 	var js []judged
 	for f, r := range p.reports {
 		if r.Target == region {
 			bad, why := consistency.Divergence(r)
-			js = append(js, judged{f, bad, why, r.FinishedAt})
+			js = append(js, judged{f, bad, why, r.FinishedAt, 0})
 		}
 	}
 	for job, r := range p.cassReports {
 		if r.RegionA == region || r.RegionB == region {
 			bad, why := consistency.CassandraDivergence(r)
-			js = append(js, judged{"cassandra:" + job, bad, why, r.FinishedAt})
+			js = append(js, judged{"cassandra:" + job, bad, why, r.FinishedAt, r.ScheduleSeconds})
 		}
 	}
 	sort.Slice(js, func(i, j int) bool { return js[i].target < js[j].target })
@@ -330,7 +333,7 @@ func (p *Publisher) reconcileChecks(region string, now time.Time) []Check {
 	for _, j := range js {
 		out = append(out,
 			replicate.Bool("reconcile_divergence", StoreConsistency, j.target, !j.bad, j.why),
-			replicate.UpperBound("since_reconcile", StoreConsistency, j.target, max(0, now.Sub(j.finished).Seconds()), b.MaxSinceReconcile.Std().Seconds(), "seconds"))
+			replicate.UpperBound("since_reconcile", StoreConsistency, j.target, max(0, now.Sub(j.finished).Seconds()), b.MaxSinceReconcile.Std().Seconds()+j.schedule, "seconds"))
 	}
 	return out
 }

@@ -228,9 +228,10 @@ func TestPublisherKVAndEvents(t *testing.T) {
 	waitState(Ready, 5*time.Second)
 
 	// So is a Cassandra diff of west's DC with rows it did not repair.
-	cass := func(divergent, repaired int) {
+	cass := func(divergent, repaired int, age time.Duration, schedule float64) {
 		r := consistency.CassandraReport{SchemaVersion: 1, Kind: "cassandra-diff", Job: "orders", Keyspace: "shop", RegionA: "east", RegionB: "west",
-			DCA: "dc-east", DCB: "dc-west", Mode: "repair", StartedAt: time.Now().Add(-time.Minute), FinishedAt: time.Now(), Errors: []string{},
+			DCA: "dc-east", DCB: "dc-west", Mode: "repair", StartedAt: time.Now().Add(-age - time.Minute), FinishedAt: time.Now().Add(-age),
+			ScheduleSeconds: schedule, Errors: []string{},
 			Tables: []consistency.TableDiffReport{{Keyspace: "shop", Table: "t", A: "dc-east", B: "dc-west", Mode: "repair", Ranges: 4, Next: 4,
 				MissingInB: divergent, Repaired: repaired, Divergent: []consistency.RowDiff{}, Errors: []string{}}}}
 		b, _ := json.Marshal(r)
@@ -238,13 +239,21 @@ func TestPublisherKVAndEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cass(5, 3)
+	cass(5, 3, 0, 86400)
 	div = waitState(NotReady, 3*time.Second)
 	if !strings.Contains(div.a.Reason, "cassandra diff orders") || !strings.Contains(div.a.Reason, "5 divergent rows, 3 repaired") {
 		t.Fatalf("cassandra divergence reason: %s", div.a.Reason)
 	}
-	cass(5, 5)
+	// A clean daily job's report 3 h old is on schedule (budget 2 h plus
+	// the job's interval and jitter) ...
+	cass(5, 5, 3*time.Hour, 86400+3600)
 	waitState(Ready, 5*time.Second)
+	// ... but stale when the job runs every 30 minutes.
+	cass(5, 5, 3*time.Hour, 1800)
+	stale := waitState(NotReady, 3*time.Second)
+	if !strings.Contains(stale.a.Reason, "since_reconcile") {
+		t.Fatalf("stale report reason: %s", stale.a.Reason)
+	}
 }
 
 type testWriter struct{ t *testing.T }
