@@ -6,11 +6,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -122,19 +120,7 @@ func kill9Run(t *testing.T, l *labtest.Lab, bin string, eos bool) {
 	topic := fmt.Sprintf("acc_%s_%d", mode, id)
 	flow := fmt.Sprintf("kill9-%s-%d", mode, id)
 	mirrortest.CreateTopic(t, l.KafkaEast, topic, killPartitions)
-	cfg := filepath.Join(t.TempDir(), "regionsync.yaml")
-	etcd := `["` + strings.Join(l.EtcdEndpoints, `", "`) + `"]`
-	body := fmt.Sprintf(`version: 1
-regions:
-  - name: east
-    kafka: {brokers: [%q]}
-    etcd: {endpoints: %s}
-    nats: {url: %q}
-  - name: west
-    kafka: {brokers: [%q]}
-    etcd: {endpoints: %s}
-    nats: {url: %q}
-flows:
+	cfg := l.WriteConfig(t, false, fmt.Sprintf(`flows:
   - name: %s
     source: east
     target: west
@@ -143,10 +129,7 @@ flows:
 server:
   log_format: json
   log_level: info
-`, l.KafkaEast[0], etcd, l.NATSURL, l.KafkaWest[0], etcd, l.NATSURL, flow, topic, eos)
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, flow, topic, eos))
 	w := &worker{t: t, bin: bin, cfg: cfg}
 	w.start()
 	t.Cleanup(w.stop)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -46,18 +45,8 @@ func TestLabReconcileCassandra(t *testing.T) {
 		}
 	}
 	prefix := fmt.Sprintf("/regionsync-job-%d/", id)
-	cfg := filepath.Join(t.TempDir(), "regionsync.yaml")
-	etcd := `["` + strings.Join(l.EtcdEndpoints, `", "`) + `"]`
-	region := func(name, kafka, cass, dc string) string {
-		return fmt.Sprintf("  - name: %s\n    kafka: {brokers: [%q]}\n    cassandra: {contact_points: [%q], local_dc: %s}\n    etcd: {endpoints: %s}\n    nats: {url: %q}\n",
-			name, kafka, cass, dc, etcd, l.NATSURL)
-	}
-	conf := fmt.Sprintf("version: 1\netcd_prefix: %s\nregions:\n%s%sreconcile:\n  kafka_audit: {disabled: true}\n  cassandra:\n"+
-		"    - {name: lab-%d, keyspace: %s, regions: [east, west], interval: 2s, jitter: 0s, splits: 16, rate_limit: -1}\n",
-		prefix, region("east", l.KafkaEast[0], "127.0.0.1", "dc-east"), region("west", l.KafkaWest[0], "127.0.0.2", "dc-west"), id, ks)
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := l.WriteConfig(t, true, fmt.Sprintf("etcd_prefix: %s\nreconcile:\n  kafka_audit: {disabled: true}\n  cassandra:\n"+
+		"    - {name: lab-%d, keyspace: %s, regions: [east, west], interval: 2s, jitter: 0s, splits: 16, rate_limit: -1}\n", prefix, id, ks))
 	job := fmt.Sprintf("lab-%d", id)
 	run := func(args ...string) (string, int) {
 		out, err := exec.Command(bin, args...).CombinedOutput()

@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,27 +47,7 @@ func TestAuditBench(t *testing.T) {
 	mirrortest.CreateTopic(t, l.KafkaEast, topic, 12)
 	env := mirrortest.Env{East: l.KafkaEast, West: l.KafkaWest, Log: slog.New(slog.DiscardHandler)}
 	mirrortest.StartStoppableFlow(t, env, flow, "east", "west", l.KafkaEast, l.KafkaWest, "prefix", topic)
-	cfg := filepath.Join(t.TempDir(), "regionsync.yaml")
-	etcd := `["` + strings.Join(l.EtcdEndpoints, `", "`) + `"]`
-	body := fmt.Sprintf(`version: 1
-regions:
-  - name: east
-    kafka: {brokers: [%q]}
-    etcd: {endpoints: %s}
-    nats: {url: %q}
-  - name: west
-    kafka: {brokers: [%q]}
-    etcd: {endpoints: %s}
-    nats: {url: %q}
-flows:
-  - name: %s
-    source: east
-    target: west
-    topics: {include: [%q]}
-`, l.KafkaEast[0], etcd, l.NATSURL, l.KafkaWest[0], etcd, l.NATSURL, flow, topic)
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := l.WriteConfig(t, false, fmt.Sprintf("flows:\n  - name: %s\n    source: east\n    target: west\n    topics: {include: [%q]}\n", flow, topic))
 	// Wait for the remote topic, so the auditor follows it from the start.
 	time.Sleep(3 * time.Second)
 	audit := exec.Command(bin, "reconcile", "run", "--config", cfg, "--flow", flow, "--follow", "--window", "10s", "--settle", "20s")

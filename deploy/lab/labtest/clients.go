@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,4 +198,27 @@ func (l *Lab) CreateKeyspace(t testing.TB, s *gocql.Session, ks string, tables .
 	if err := s.AwaitSchemaAgreement(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// WriteConfig writes a regionsync config for the lab's two regions (east
+// and west: Kafka, the etcd cluster, NATS; with cassandra, each region's
+// Cassandra DC too) followed by rest (top-level YAML: flows, reconcile,
+// server, …) into the test's temporary directory, and returns its path.
+func (l *Lab) WriteConfig(t testing.TB, cassandra bool, rest string) string {
+	t.Helper()
+	etcd := `["` + strings.Join(l.EtcdEndpoints, `", "`) + `"]`
+	var b strings.Builder
+	b.WriteString("version: 1\nregions:\n")
+	for _, r := range []struct{ name, kafka, cass, dc string }{{"east", l.KafkaEast[0], "127.0.0.1", "dc-east"}, {"west", l.KafkaWest[0], "127.0.0.2", "dc-west"}} {
+		fmt.Fprintf(&b, "  - name: %s\n    kafka: {brokers: [%q]}\n    etcd: {endpoints: %s}\n    nats: {url: %q}\n", r.name, r.kafka, etcd, l.NATSURL)
+		if cassandra {
+			fmt.Fprintf(&b, "    cassandra: {contact_points: [%q], local_dc: %s}\n", r.cass, r.dc)
+		}
+	}
+	b.WriteString(rest)
+	path := filepath.Join(t.TempDir(), "regionsync.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
