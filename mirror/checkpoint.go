@@ -39,16 +39,32 @@ func (f *Flow) syncRecords(syncs []OffsetSync) []*sarama.ProducerMessage {
 	return msgs
 }
 
-// ensureSyncTopic creates the flow's offset-sync topic on the target
-// (compacted; one partition keeps the log in write order) and its
-// dead-letter topic, if any.
+// syncTopicConfig: compacted (one record per run survives, see runLog),
+// with segments rolled every 10 minutes so compaction can reach them; one
+// partition keeps the log in write order.
+var syncTopicConfig = map[string]string{"cleanup.policy": "compact", "segment.ms": "600000"}
+
+// ensureSyncTopic creates the flow's offset-sync topic on the target (or
+// brings an existing one to syncTopicConfig) and its dead-letter topic, if
+// any.
 func (f *Flow) ensureSyncTopic(dst sarama.ClusterAdmin) error {
-	compact := "compact"
-	err := dst.CreateTopic(OffsetSyncTopic(f.opts.Name), &sarama.TopicDetail{
-		NumPartitions: 1, ReplicationFactor: -1, ConfigEntries: map[string]*string{"cleanup.policy": &compact},
-	}, false)
-	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-		return fmt.Errorf("mirror: flow %q: create offset-sync topic %q on target: %w", f.opts.Name, OffsetSyncTopic(f.opts.Name), err)
+	entries := map[string]*string{}
+	set := map[string]sarama.IncrementalAlterConfigsEntry{}
+	for k, v := range syncTopicConfig {
+		entries[k] = &v
+		set[k] = sarama.IncrementalAlterConfigsEntry{Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &v}
+	}
+	topic := OffsetSyncTopic(f.opts.Name)
+	err := dst.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: -1, ConfigEntries: entries}, false)
+	if errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		// Topics of older versions lack segment.ms: compaction never ran.
+		if aerr := dst.IncrementalAlterConfig(sarama.TopicResource, topic, set, false); aerr != nil {
+			f.log.Warn("mirror: cannot set the offset-sync topic's config; it will not be compacted", "flow", f.opts.Name, "topic", topic, "err", aerr)
+		}
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("mirror: flow %q: create offset-sync topic %q on target: %w", f.opts.Name, topic, err)
 	}
 	if f.opts.DeadLetterTopic != "" {
 		err := dst.CreateTopic(f.opts.DeadLetterTopic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: -1}, false)

@@ -94,8 +94,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		return fmt.Errorf("mirror: flow %q: no transactional producer for %s/%d", h.f.opts.Name, claim.Topic(), claim.Partition())
 	}
 	var acks *ackQueue
+	runs := newRunLog(h.f.translator, claim.Topic(), claim.Partition())
 	if txn == nil {
-		acks = h.startAcks(sess)
+		acks = h.startAcks(sess, runs)
 		defer acks.close()
 	}
 	for {
@@ -128,7 +129,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			read.Observe(now.Sub(m.Timestamp).Seconds())
 		}
 		if txn != nil {
-			if err := h.copyBatchTxn(ctx, sess, txn, batch); err != nil {
+			if err := h.copyBatchTxn(ctx, sess, txn, runs, batch); err != nil {
 				return err
 			}
 		} else if perr := h.copyBatch(ctx, acks, batch); perr != nil {
@@ -273,19 +274,21 @@ func (h *handler) rejected(m *sarama.ConsumerMessage, cause error) (int, *Partit
 	return 0, &PartitionError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: cause, Since: time.Now()}
 }
 
-// acked marks the offset after the last record of done and counts them.
-func (h *handler) acked(sess sarama.ConsumerGroupSession, done []*sarama.ConsumerMessage) {
+// acked marks the offset after the last record of done and counts them;
+// at is when the target acknowledged them (replication latency ends there,
+// not at the later mark).
+func (h *handler) acked(sess sarama.ConsumerGroupSession, done []*sarama.ConsumerMessage, at time.Time) {
 	f := h.f
 	last := done[len(done)-1]
 	part := strconv.Itoa(int(last.Partition))
 	var n int
-	now := time.Now()
+	latency := f.m.latency.WithLabelValues(f.opts.Name)
 	for _, m := range done {
 		n += len(m.Key) + len(m.Value)
 		for _, hd := range m.Headers {
 			n += len(hd.Key) + len(hd.Value)
 		}
-		f.m.latency.WithLabelValues(f.opts.Name).Observe(now.Sub(m.Timestamp).Seconds())
+		latency.Observe(at.Sub(m.Timestamp).Seconds())
 		f.observeHeartbeat(m)
 	}
 	f.m.records.WithLabelValues(f.opts.Name, last.Topic, part).Add(float64(len(done)))

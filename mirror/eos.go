@@ -143,16 +143,17 @@ func (f *Flow) txnProducer(topic string, partition int32) (sarama.SyncProducer, 
 // offset syncs and the partition's new position. On failure the
 // transaction is aborted and retried; nothing of it is visible to
 // read_committed consumers. A fenced producer ends the claim.
-func (h *handler) copyBatchTxn(ctx context.Context, sess sarama.ConsumerGroupSession, prod sarama.SyncProducer, batch []*sarama.ConsumerMessage) error {
+func (h *handler) copyBatchTxn(ctx context.Context, sess sarama.ConsumerGroupSession, prod sarama.SyncProducer, runs *runLog, batch []*sarama.ConsumerMessage) error {
 	f := h.f
 	backoff := 100 * time.Millisecond
 	for {
-		syncs, err := f.txnOnce(prod, batch)
+		syncs, run, err := f.txnOnce(prod, runs, batch)
 		if err == nil {
+			runs.commit(run)
 			for _, s := range syncs {
 				f.translator.Add(s)
 			}
-			h.acked(sess, batch)
+			h.acked(sess, batch, time.Now())
 			return nil
 		}
 		f.m.errors.WithLabelValues(f.opts.Name, "transaction").Inc()
@@ -170,9 +171,11 @@ func (h *handler) copyBatchTxn(ctx context.Context, sess sarama.ConsumerGroupSes
 	}
 }
 
-func (f *Flow) txnOnce(prod sarama.SyncProducer, batch []*sarama.ConsumerMessage) ([]OffsetSync, error) {
+// txnOnce runs one transaction; it returns the sync records written and the
+// run to commit to runs once the transaction committed.
+func (f *Flow) txnOnce(prod sarama.SyncProducer, runs *runLog, batch []*sarama.ConsumerMessage) ([]OffsetSync, OffsetSync, error) {
 	if err := prod.BeginTxn(); err != nil {
-		return nil, err
+		return nil, OffsetSync{}, err
 	}
 	out := make([]*sarama.ProducerMessage, 0, len(batch))
 	for i, m := range batch {
@@ -181,9 +184,9 @@ func (f *Flow) txnOnce(prod sarama.SyncProducer, batch []*sarama.ConsumerMessage
 		}
 	}
 	if err := prod.SendMessages(out); err != nil {
-		return nil, err
+		return nil, OffsetSync{}, err
 	}
-	syncs := acknowledgedSyncs(batch, out, len(batch))
+	syncs, run := runs.records(acknowledgedSyncs(batch, out, len(batch)))
 	msgs := f.syncRecords(syncs)
 	last := batch[len(batch)-1]
 	msgs = append(msgs, &sarama.ProducerMessage{
@@ -192,9 +195,9 @@ func (f *Flow) txnOnce(prod sarama.SyncProducer, batch []*sarama.ConsumerMessage
 		Value: sarama.ByteEncoder(binary.AppendVarint(nil, last.Offset+1)),
 	})
 	if err := prod.SendMessages(msgs); err != nil {
-		return nil, err
+		return nil, OffsetSync{}, err
 	}
-	return syncs, prod.CommitTxn()
+	return syncs, run, prod.CommitTxn()
 }
 
 // ensurePositionTopic creates the position topic (compacted, 1 partition).

@@ -25,7 +25,10 @@ type OffsetSync struct {
 // OffsetSyncTopic is the offset-sync topic of flow on its target cluster.
 func OffsetSyncTopic(flow string) string { return OffsetSyncTopicPrefix + flow }
 
-// Key is the record key: unique per run, so the compacted topic keeps all.
+// Key is the record key: the run's first upstream offset. A run is written
+// again, under the same key, each time it grows (see runLog), so compaction
+// keeps one record per run: the topic grows with the gaps in the copied
+// partitions, not with the batches copied.
 func (s OffsetSync) Key() []byte {
 	return fmt.Appendf(nil, "%s/%d/%d", s.Topic, s.Partition, s.Upstream)
 }
@@ -91,13 +94,16 @@ func runs(topic string, partition int32, up, down []int64) []OffsetSync {
 // syncs. It is safe for concurrent use.
 type Translator struct {
 	mu   sync.RWMutex
-	runs map[string][]OffsetSync // "topic/partition" → runs sorted by Upstream
+	runs map[tp][]OffsetSync // runs sorted by Upstream
+}
+
+type tp struct {
+	topic     string
+	partition int32
 }
 
 // NewTranslator returns an empty translator.
-func NewTranslator() *Translator { return &Translator{runs: map[string][]OffsetSync{}} }
-
-func tpKey(topic string, partition int32) string { return fmt.Sprintf("%s/%d", topic, partition) }
+func NewTranslator() *Translator { return &Translator{runs: map[tp][]OffsetSync{}} }
 
 // Add records a sync. Where it overlaps runs already known (a re-copy
 // after a crash writes the same upstream offsets again, at new downstream
@@ -107,17 +113,20 @@ func tpKey(topic string, partition int32) string { return fmt.Sprintf("%s/%d", t
 func (t *Translator) Add(s OffsetSync) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	k := tpKey(s.Topic, s.Partition)
+	k := tp{s.Topic, s.Partition}
 	old := t.runs[k]
 	end := s.Upstream + s.Count
-	// Fast path: s extends the last run.
+	// Fast paths: s extends the last run, or rewrites it longer (the same
+	// mapping from a point inside it on: runLog's records).
 	if n := len(old); n > 0 {
 		last := &old[n-1]
-		if last.Upstream+last.Count == s.Upstream && last.Downstream+last.Count == s.Downstream {
-			last.Count += s.Count
+		lastEnd := last.Upstream + last.Count
+		if s.Upstream >= last.Upstream && s.Upstream <= lastEnd && end >= lastEnd &&
+			s.Downstream-s.Upstream == last.Downstream-last.Upstream {
+			last.Count = end - last.Upstream
 			return
 		}
-		if last.Upstream+last.Count <= s.Upstream {
+		if lastEnd <= s.Upstream {
 			t.runs[k] = append(old, s)
 			return
 		}
@@ -163,7 +172,18 @@ func (t *Translator) Add(s OffsetSync) {
 func (t *Translator) Runs(topic string, partition int32) int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return len(t.runs[tpKey(topic, partition)])
+	return len(t.runs[tp{topic, partition}])
+}
+
+// Last returns the partition's last run (by upstream offset), if any.
+func (t *Translator) Last(topic string, partition int32) (OffsetSync, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	rs := t.runs[tp{topic, partition}]
+	if len(rs) == 0 {
+		return OffsetSync{}, false
+	}
+	return rs[len(rs)-1], true
 }
 
 // Translate returns the target offset a consumer should resume from when
@@ -175,7 +195,7 @@ func (t *Translator) Runs(topic string, partition int32) int {
 func (t *Translator) Translate(topic string, partition int32, committed int64) (offset int64, ok bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	rs := t.runs[tpKey(topic, partition)]
+	rs := t.runs[tp{topic, partition}]
 	// The first run that ends after committed.
 	i := sort.Search(len(rs), func(i int) bool { return rs[i].Upstream+rs[i].Count > committed })
 	if i == len(rs) {
@@ -187,3 +207,48 @@ func (t *Translator) Translate(topic string, partition int32, committed int64) (
 	}
 	return r.Downstream + (committed - r.Upstream), true
 }
+
+// runLog turns one partition's offset syncs into the records written to the
+// offset-sync topic: a sync that continues the partition's last written run
+// (contiguous on both sides) is written as that run, grown, under the run's
+// key, so compaction drops the run's earlier, shorter records. One runLog
+// serves one claim; it starts from the translator's last run, so a run
+// continues across restarts and rebalances.
+type runLog struct {
+	last OffsetSync // the last run written; Count 0 when none
+}
+
+func newRunLog(t *Translator, topic string, partition int32) *runLog {
+	last, _ := t.Last(topic, partition)
+	return &runLog{last: last}
+}
+
+// records returns what to write for syncs (in offset order), and the run
+// to remember once they are written (commit).
+func (l *runLog) records(syncs []OffsetSync) ([]OffsetSync, OffsetSync) {
+	out := make([]OffsetSync, 0, len(syncs))
+	prev := l.last
+	for _, s := range syncs {
+		if n := len(out); n > 0 {
+			prev = out[n-1]
+		}
+		if prev.Count > 0 && prev.Topic == s.Topic && prev.Partition == s.Partition &&
+			prev.Upstream+prev.Count == s.Upstream && prev.Downstream+prev.Count == s.Downstream {
+			prev.Count += s.Count
+			if n := len(out); n > 0 {
+				out[n-1] = prev
+			} else {
+				out = append(out, prev)
+			}
+			continue
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return out, l.last
+	}
+	return out, out[len(out)-1]
+}
+
+// commit remembers run as the last one written.
+func (l *runLog) commit(run OffsetSync) { l.last = run }

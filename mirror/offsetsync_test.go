@@ -81,3 +81,64 @@ func TestTranslatorMergesAndOverrides(t *testing.T) {
 		t.Errorf("%d runs, want 2 (before the crash, after it)", n)
 	}
 }
+
+// A run written again, longer, under its first offset (runLog) replaces
+// the shorter record in the translator, in any replay order; a re-copy
+// (same upstream, new downstream) breaks the run and wins for what it covers.
+func TestRunLogGrowsOneRecordPerRun(t *testing.T) {
+	tr := NewTranslator()
+	tr.Add(OffsetSync{Topic: "t", Partition: 1, Upstream: 0, Downstream: 50, Count: 10})
+	l := newRunLog(tr, "t", 1)
+	recs, run := l.records([]OffsetSync{
+		{Topic: "t", Partition: 1, Upstream: 10, Downstream: 60, Count: 5},
+		{Topic: "t", Partition: 1, Upstream: 15, Downstream: 65, Count: 5},
+	})
+	want := OffsetSync{Topic: "t", Partition: 1, Upstream: 0, Downstream: 50, Count: 20}
+	if len(recs) != 1 || recs[0] != want || run != want {
+		t.Fatalf("records = %+v, run %+v; want one %+v", recs, run, want)
+	}
+	if string(recs[0].Key()) != "t/1/0" {
+		t.Fatalf("key = %s, want the run's first offset", recs[0].Key())
+	}
+	// Not committed (a failed write): the next call starts from the old run.
+	if again, _ := l.records([]OffsetSync{{Topic: "t", Partition: 1, Upstream: 10, Downstream: 60, Count: 1}}); again[0].Upstream != 0 || again[0].Count != 11 {
+		t.Fatalf("uncommitted run leaked: %+v", again)
+	}
+	l.commit(run)
+	// A gap upstream (a transaction marker) starts a new run.
+	recs, run = l.records([]OffsetSync{
+		{Topic: "t", Partition: 1, Upstream: 21, Downstream: 70, Count: 3},
+		{Topic: "t", Partition: 1, Upstream: 24, Downstream: 73, Count: 2},
+	})
+	if len(recs) != 1 || recs[0] != (OffsetSync{Topic: "t", Partition: 1, Upstream: 21, Downstream: 70, Count: 5}) {
+		t.Fatalf("after a gap: %+v", recs)
+	}
+	l.commit(run)
+	for _, s := range []OffsetSync{want, recs[0]} {
+		tr.Add(s)
+	}
+	if n := tr.Runs("t", 1); n != 2 {
+		t.Fatalf("translator holds %d runs, want 2", n)
+	}
+	for committed, want := range map[int64]int64{0: 50, 19: 69, 20: 70, 21: 70, 25: 74} {
+		if got, ok := tr.Translate("t", 1, committed); !ok || got != want {
+			t.Errorf("Translate(%d) = %d, %v; want %d", committed, got, ok, want)
+		}
+	}
+	// A re-copy of 15.. at new downstream offsets wins from 15 on.
+	tr.Add(OffsetSync{Topic: "t", Partition: 1, Upstream: 15, Downstream: 200, Count: 11})
+	if got, _ := tr.Translate("t", 1, 16); got != 201 {
+		t.Errorf("after re-copy Translate(16) = %d, want 201", got)
+	}
+	if got, _ := tr.Translate("t", 1, 14); got != 64 {
+		t.Errorf("after re-copy Translate(14) = %d, want 64", got)
+	}
+	// The shorter, older record of a run replayed after the longer one
+	// (same mapping) changes nothing.
+	tr2 := NewTranslator()
+	tr2.Add(want)
+	tr2.Add(OffsetSync{Topic: "t", Partition: 1, Upstream: 0, Downstream: 50, Count: 10})
+	if got, ok := tr2.Translate("t", 1, 19); !ok || got != 69 || tr2.Runs("t", 1) != 1 {
+		t.Errorf("replayed short record: Translate(19) = %d, %v, runs %d", got, ok, tr2.Runs("t", 1))
+	}
+}

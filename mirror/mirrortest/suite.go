@@ -34,6 +34,7 @@ func Run(t *testing.T, env Env) {
 	t.Run("ActiveActiveIdentity", func(t *testing.T) { ActiveActiveIdentity(t, env) })
 	t.Run("HeartbeatsShowStall", func(t *testing.T) { HeartbeatsShowStall(t, env) })
 	t.Run("ConsumerFailover", func(t *testing.T) { ConsumerFailover(t, env) })
+	t.Run("OffsetSyncRuns", func(t *testing.T) { OffsetSyncRuns(t, env) })
 	t.Run("ExactlyOnce", func(t *testing.T) { ExactlyOnce(t, env) })
 	if env.WestMaxBytes > 0 {
 		t.Run("PermanentRejectStopsPartition", func(t *testing.T) { PermanentReject(t, env, "") })
