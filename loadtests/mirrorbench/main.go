@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/regionsync/regionsync/loadtests/procstat"
+	"github.com/regionsync/regionsync/mirror"
 )
 
 type options struct {
@@ -33,6 +34,7 @@ type options struct {
 	latDur     time.Duration
 	keep       bool
 	skipMM2    bool
+	bin        string
 	quiet      bool
 	settle     time.Duration
 }
@@ -48,6 +50,7 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 10*time.Second, "pause after the drain (and a sync) before the latency phase")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark topics afterwards")
 	flag.BoolVar(&o.skipMM2, "skip-mm2", false, "measure regionsync only")
+	flag.StringVar(&o.bin, "bin", "", "regionsync binary to measure (default: built from this checkout)")
 	flag.BoolVar(&o.quiet, "pause-cassandra", true, "SIGSTOP the lab's two Cassandra nodes while measuring (they share the CPUs and take no part), SIGCONT after")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -126,7 +129,11 @@ func run(ctx context.Context, o options) error {
 }
 
 func benchRegionsync(ctx context.Context, lab *lab, o options, bench, lat string) (result, error) {
-	p, err := startRegionsync(ctx, lab, []string{bench, lat})
+	// Each run starts as a fresh deployment would: without the offset-sync
+	// log of the runs before it (read at start-up, it would count in the
+	// drain).
+	deleteTopics(lab.west, mirror.OffsetSyncTopic(benchFlow))
+	p, err := startRegionsync(ctx, lab, o.bin, []string{bench, lat})
 	if err != nil {
 		return result{}, err
 	}

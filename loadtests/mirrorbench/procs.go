@@ -108,18 +108,23 @@ func (p *regionsyncProc) stop() {
 	_ = p.logf.Close()
 }
 
+// benchFlow names regionsync's flow.
+const benchFlow = "mirrorbench"
+
 // startRegionsync builds the binary and runs `regionsync run --region west`
 // with one flow east→west (identity naming) for topics.
-func startRegionsync(ctx context.Context, l *lab, topics []string) (mirrorProc, error) {
+func startRegionsync(ctx context.Context, l *lab, bin string, topics []string) (mirrorProc, error) {
 	dir, err := os.MkdirTemp("", "mirrorbench-")
 	if err != nil {
 		return nil, err
 	}
-	bin := filepath.Join(dir, "regionsync")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/regionsync")
-	build.Dir = l.root
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	if bin == "" {
+		bin = filepath.Join(dir, "regionsync")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/regionsync")
+		build.Dir = l.root
+		if out, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build: %v\n%s", err, out)
+		}
 	}
 	quoted := make([]string, len(topics))
 	for i, t := range topics {
@@ -140,7 +145,7 @@ regions:
     etcd: {endpoints: [%s]}
     nats: {url: %q}
 flows:
-  - name: mirrorbench
+  - name: %s
     source: east
     target: west
     naming: identity
@@ -154,7 +159,7 @@ server:
   # A heap bound, as MirrorMaker 2 has one (-Xmx512m).
   memory_limit_mib: 100
   log_format: json
-`, l.east[0], strings.Join(etcd, ", "), l.nats, l.west[0], strings.Join(etcd, ", "), l.nats, strings.Join(quoted, ", "))
+`, l.east[0], strings.Join(etcd, ", "), l.nats, l.west[0], strings.Join(etcd, ", "), l.nats, benchFlow, strings.Join(quoted, ", "))
 	cfgPath := filepath.Join(dir, "regionsync.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
