@@ -22,6 +22,13 @@ type OffsetSync struct {
 	Count      int64
 }
 
+// continuedBy reports whether next starts where s ends, on both sides, in
+// the same partition: the two form one run.
+func (s OffsetSync) continuedBy(next OffsetSync) bool {
+	return s.Count > 0 && s.Topic == next.Topic && s.Partition == next.Partition &&
+		s.Upstream+s.Count == next.Upstream && s.Downstream+s.Count == next.Downstream
+}
+
 // OffsetSyncTopic is the offset-sync topic of flow on its target cluster.
 func OffsetSyncTopic(flow string) string { return OffsetSyncTopicPrefix + flow }
 
@@ -78,14 +85,12 @@ func (s *OffsetSync) UnmarshalBinary(b []byte) error {
 func runs(topic string, partition int32, up, down []int64) []OffsetSync {
 	var out []OffsetSync
 	for i := range up {
-		if n := len(out); n > 0 {
-			last := &out[n-1]
-			if up[i] == last.Upstream+last.Count && down[i] == last.Downstream+last.Count {
-				last.Count++
-				continue
-			}
+		s := OffsetSync{Topic: topic, Partition: partition, Upstream: up[i], Downstream: down[i], Count: 1}
+		if n := len(out); n > 0 && out[n-1].continuedBy(s) {
+			out[n-1].Count++
+			continue
 		}
-		out = append(out, OffsetSync{Topic: topic, Partition: partition, Upstream: up[i], Downstream: down[i], Count: 1})
+		out = append(out, s)
 	}
 	return out
 }
@@ -156,12 +161,9 @@ func (t *Translator) Add(s OffsetSync) {
 	// Merge s with its neighbours where contiguous on both sides.
 	merged := rs[:0]
 	for _, r := range rs {
-		if n := len(merged); n > 0 {
-			p := &merged[n-1]
-			if p.Upstream+p.Count == r.Upstream && p.Downstream+p.Count == r.Downstream {
-				p.Count += r.Count
-				continue
-			}
+		if n := len(merged); n > 0 && merged[n-1].continuedBy(r) {
+			merged[n-1].Count += r.Count
+			continue
 		}
 		merged = append(merged, r)
 	}
@@ -227,27 +229,21 @@ func newRunLog(t *Translator, topic string, partition int32) *runLog {
 // to remember once they are written (commit).
 func (l *runLog) records(syncs []OffsetSync) ([]OffsetSync, OffsetSync) {
 	out := make([]OffsetSync, 0, len(syncs))
-	prev := l.last
+	last := l.last
 	for _, s := range syncs {
-		if n := len(out); n > 0 {
-			prev = out[n-1]
+		switch {
+		case !last.continuedBy(s):
+			last = s
+			out = append(out, last)
+		case len(out) == 0: // grows the run written before
+			last.Count += s.Count
+			out = append(out, last)
+		default: // grows the run just appended
+			last.Count += s.Count
+			out[len(out)-1] = last
 		}
-		if prev.Count > 0 && prev.Topic == s.Topic && prev.Partition == s.Partition &&
-			prev.Upstream+prev.Count == s.Upstream && prev.Downstream+prev.Count == s.Downstream {
-			prev.Count += s.Count
-			if n := len(out); n > 0 {
-				out[n-1] = prev
-			} else {
-				out = append(out, prev)
-			}
-			continue
-		}
-		out = append(out, s)
 	}
-	if len(out) == 0 {
-		return out, l.last
-	}
-	return out, out[len(out)-1]
+	return out, last
 }
 
 // commit remembers run as the last one written.
