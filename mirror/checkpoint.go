@@ -29,6 +29,16 @@ func acknowledgedSyncs(pending []*sarama.ConsumerMessage, out []*sarama.Producer
 	return runs(pending[0].Topic, pending[0].Partition, up, down)
 }
 
+// batchSyncs returns the offset syncs of a batch written at base whose
+// j-th copy is of pending[idx[j]].
+func batchSyncs(pending []*sarama.ConsumerMessage, idx []int, base int64) []OffsetSync {
+	up, down := make([]int64, len(idx)), make([]int64, len(idx))
+	for j, i := range idx {
+		up[j], down[j] = pending[i].Offset, base+int64(j)
+	}
+	return runs(pending[0].Topic, pending[0].Partition, up, down)
+}
+
 // syncRecords builds the offset-sync topic's records for syncs.
 func (f *Flow) syncRecords(syncs []OffsetSync) []*sarama.ProducerMessage {
 	msgs := make([]*sarama.ProducerMessage, len(syncs))

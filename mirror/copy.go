@@ -151,6 +151,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 func (h *handler) copyBatch(ctx context.Context, acks *ackQueue, batch []*sarama.ConsumerMessage) *PartitionError {
 	f := h.f
 	pending := batch
+	remote := f.opts.Naming.Remote(f.opts.SourceAlias, batch[0].Topic)
 	backoff := 100 * time.Millisecond
 	// A permanent rejection of a multi-record batch does not say which
 	// record is at fault (the broker judges the whole batch), so the rest
@@ -182,26 +183,27 @@ func (h *handler) copyBatch(ctx context.Context, acks *ackQueue, batch []*sarama
 		} else if k > 0 {
 			n = k
 		}
-		out := make([]*sarama.ProducerMessage, 0, n)
-		for i, m := range pending[:n] {
-			if contains(provenance(m.Headers), f.opts.TargetAlias) {
-				f.m.skipped.WithLabelValues(f.opts.Name, m.Topic, strconv.Itoa(int(m.Partition))).Inc()
-				continue
-			}
-			out = append(out, f.toTarget(m, i))
+		if k := f.fitBytes(pending[:n]); k < n {
+			n = k
 		}
-		err := f.copier(pending[0].Partition).SendMessages(out)
-		done := n // records of pending that are acknowledged, as a prefix
+		recs, idx, first := h.copies(pending[:n])
+		done := n // records of pending that are done (copied, skipped or dead-lettered), as a prefix
 		var perr *PartitionError
-		if err != nil {
-			done, perr = h.failed(pending[:n], err, len(out) == 1)
-			if perr != nil && len(out) > 1 {
-				done, perr, single = 0, nil, true // isolate the culprit
-				continue
+		var syncs []OffsetSync
+		if len(recs) > 0 {
+			base, err := f.batches.produce(remote, pending[0].Partition, recs, first)
+			if err == nil {
+				syncs = batchSyncs(pending, idx, base)
+			} else {
+				done, perr = h.failed(pending[:n], idx, err)
+				if perr != nil && len(recs) > 1 {
+					single = true // isolate the culprit
+					continue
+				}
 			}
 		}
 		if done > 0 {
-			if !acks.push(ctx, pending[:done], acknowledgedSyncs(pending, out, done)) {
+			if !acks.push(ctx, pending[:done], syncs) {
 				return nil
 			}
 			pending = pending[done:]
@@ -222,39 +224,46 @@ func (h *handler) copyBatch(ctx context.Context, acks *ackQueue, batch []*sarama
 	return nil
 }
 
-// failed sorts out a partly failed produce: it returns how many records of
-// pending form an acknowledged prefix (dead-lettered ones count as done),
-// and a PartitionError if the first failure is permanent and cannot be
-// dead-lettered.
-//
-// isolated says the produce carried one record, so a permanent error is
-// that record's; otherwise the caller retries record by record first.
-func (h *handler) failed(pending []*sarama.ConsumerMessage, err error, isolated bool) (int, *PartitionError) {
+// copies converts the records of pending that the target has not seen
+// (provenance) into one batch's copies; idx holds the place in pending of
+// each copy and first the batch's first timestamp.
+func (h *handler) copies(pending []*sarama.ConsumerMessage) (recs []*sarama.Record, idx []int, first time.Time) {
 	f := h.f
-	var perrs sarama.ProducerErrors
-	if !errors.As(err, &perrs) || len(perrs) == 0 {
-		f.m.errors.WithLabelValues(f.opts.Name, "produce_retriable").Inc()
-		f.log.Warn("mirror: produce failed, retrying", "flow", f.opts.Name, "err", err)
-		return 0, nil
-	}
-	first := len(pending)
-	var firstErr error
-	for _, pe := range perrs {
-		if i := pe.Msg.Metadata.(int); i < first {
-			first, firstErr = i, pe.Err
+	recs, idx = make([]*sarama.Record, 0, len(pending)), make([]int, 0, len(pending))
+	for i, m := range pending {
+		if contains(provenance(m.Headers), f.opts.TargetAlias) {
+			f.m.skipped.WithLabelValues(f.opts.Name, m.Topic, strconv.Itoa(int(m.Partition))).Inc()
+			continue
 		}
+		if len(recs) == 0 {
+			first = recordTime(m)
+		}
+		recs = append(recs, f.toRecord(m, len(recs), first))
+		idx = append(idx, i)
 	}
-	m := pending[first]
-	if !permanent(firstErr) {
+	return recs, idx, first
+}
+
+// failed sorts out a failed produce of the copies of pending (idx: their
+// places): it returns how many records of pending are done, as a prefix,
+// and a PartitionError if the failure is permanent and cannot be
+// dead-lettered. A batch is written whole or not at all, so only records
+// skipped before the first copy, or a single copy that was dead-lettered,
+// are done. With more than one copy a permanent error does not say which
+// record is at fault; the caller then retries record by record.
+func (h *handler) failed(pending []*sarama.ConsumerMessage, idx []int, err error) (int, *PartitionError) {
+	f := h.f
+	m := pending[idx[0]]
+	if !permanent(err) {
 		f.m.errors.WithLabelValues(f.opts.Name, "produce_retriable").Inc()
-		f.log.Warn("mirror: produce failed, retrying", "flow", f.opts.Name, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", firstErr)
-		return first, nil
+		f.log.Warn("mirror: produce failed, retrying", "flow", f.opts.Name, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+		return idx[0], nil
 	}
-	if !isolated {
-		return first, &PartitionError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: firstErr, Since: time.Now()}
+	if len(idx) > 1 {
+		return idx[0], &PartitionError{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Err: err, Since: time.Now()}
 	}
-	done, perr := h.rejected(m, firstErr)
-	return first + done, perr
+	done, perr := h.rejected(m, err)
+	return idx[0] + done, perr
 }
 
 // rejected handles one record the target will never accept: it goes to the

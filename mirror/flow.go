@@ -51,8 +51,8 @@ type Flow struct {
 	opts      Options
 	log       *slog.Logger
 	m         *Metrics
-	producer  sarama.SyncProducer   // offset syncs and dead letters
-	copiers   []sarama.SyncProducer // copies; partition p uses copiers[p%len]
+	producer  sarama.SyncProducer // offset syncs and dead letters
+	batches   *batchProducer      // writes the copies (at-least-once mode)
 	tgtClient sarama.Client
 	mu        sync.Mutex
 	stopped   map[string]PartitionError
@@ -216,9 +216,11 @@ func (f *Flow) toTarget(m *sarama.ConsumerMessage, i int) *sarama.ProducerMessag
 	pm := &sarama.ProducerMessage{
 		Topic:     f.opts.Naming.Remote(f.opts.SourceAlias, m.Topic),
 		Partition: m.Partition,
-		Headers:   targetHeaders(m.Headers, f.opts.SourceAlias),
 		Timestamp: m.Timestamp,
 		Metadata:  i,
+	}
+	for _, h := range targetHeaders(m.Headers, f.opts.SourceAlias) {
+		pm.Headers = append(pm.Headers, *h)
 	}
 	if m.Key != nil { // a nil Encoder keeps a null key null
 		pm.Key = sarama.ByteEncoder(m.Key)
@@ -227,6 +229,29 @@ func (f *Flow) toTarget(m *sarama.ConsumerMessage, i int) *sarama.ProducerMessag
 		pm.Value = sarama.ByteEncoder(m.Value)
 	}
 	return pm
+}
+
+// toRecord converts a source record into its copy for a batch whose
+// first timestamp is first (see recordTime); offset is its place in the
+// batch. Key, value and unchanged headers are shared with m, not copied.
+func (f *Flow) toRecord(m *sarama.ConsumerMessage, offset int, first time.Time) *sarama.Record {
+	return &sarama.Record{
+		Headers:        targetHeaders(m.Headers, f.opts.SourceAlias),
+		TimestampDelta: recordTime(m).Sub(first),
+		OffsetDelta:    int64(offset),
+		Key:            m.Key, // nil stays a null key, and a nil value a tombstone
+		Value:          m.Value,
+	}
+}
+
+// recordTime is the timestamp a copy carries: the source's, at the
+// millisecond the protocol keeps, or now when the source had none (as
+// sarama's producer does).
+func recordTime(m *sarama.ConsumerMessage) time.Time {
+	if m.Timestamp.IsZero() {
+		return time.Now().Truncate(time.Millisecond)
+	}
+	return m.Timestamp.Truncate(time.Millisecond)
 }
 
 // deadLetter writes a rejected record to the dead-letter topic with its

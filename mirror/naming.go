@@ -69,18 +69,19 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// targetHeaders copies headers in order, replacing the provenance header by
-// one that also names sourceAlias.
-func targetHeaders(headers []*sarama.RecordHeader, sourceAlias string) []sarama.RecordHeader {
-	out := make([]sarama.RecordHeader, 0, len(headers)+1)
+// targetHeaders lists headers in order (the same header values, not
+// copies), replacing the provenance header by one that also names
+// sourceAlias.
+func targetHeaders(headers []*sarama.RecordHeader, sourceAlias string) []*sarama.RecordHeader {
+	out := make([]*sarama.RecordHeader, 0, len(headers)+1)
 	prov := provenance(headers)
 	for _, h := range headers {
 		if string(h.Key) != ProvenanceHeader {
-			out = append(out, sarama.RecordHeader{Key: h.Key, Value: h.Value})
+			out = append(out, h)
 		}
 	}
 	if !contains(prov, sourceAlias) {
 		prov = append(prov, sourceAlias)
 	}
-	return append(out, sarama.RecordHeader{Key: []byte(ProvenanceHeader), Value: []byte(strings.Join(prov, ","))})
+	return append(out, &sarama.RecordHeader{Key: []byte(ProvenanceHeader), Value: []byte(strings.Join(prov, ","))})
 }

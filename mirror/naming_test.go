@@ -41,9 +41,9 @@ func TestNamingAndProvenance(t *testing.T) {
 	in := []*sarama.RecordHeader{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte(ProvenanceHeader), Value: []byte("west")}}
 	out := targetHeaders(in, "east")
 	if len(out) != 2 || string(out[0].Key) != "a" || string(out[1].Value) != "west,east" {
-		t.Fatalf("headers = %q", out)
+		t.Fatalf("headers = %q, %q", out[0], out[1])
 	}
-	again := targetHeaders([]*sarama.RecordHeader{&out[0], &out[1]}, "east")
+	again := targetHeaders(out, "east")
 	if string(again[1].Value) != "west,east" {
 		t.Fatalf("provenance repeated an alias: %q", again[1].Value)
 	}

@@ -171,20 +171,56 @@ func (f *Flow) oversized(batch []*sarama.ConsumerMessage) int {
 	if len(batch) == 0 {
 		return -1
 	}
-	f.mu.Lock()
-	limit := f.maxBytes[f.opts.Naming.Remote(f.opts.SourceAlias, batch[0].Topic)]
-	f.mu.Unlock()
+	limit := f.topicLimit(batch[0].Topic)
 	if limit <= 0 {
 		return -1
 	}
 	for i, m := range batch {
-		n := len(m.Key) + len(m.Value) + recordOverhead + len(ProvenanceHeader) + 64
-		for _, h := range m.Headers {
-			n += len(h.Key) + len(h.Value) + 8
-		}
-		if n > limit {
+		if recordSize(m) > limit {
 			return i
 		}
 	}
 	return -1
+}
+
+// fitBytes returns how many records of batch, at least one, one record
+// batch of their remote topic can hold: the broker judges the compressed
+// batch against the topic's max.message.bytes (sarama's default
+// MaxMessageBytes, 1,000,000, when not known), and LZ4 or snappy can
+// grow incompressible data by up to 0.4 %.
+func (f *Flow) fitBytes(batch []*sarama.ConsumerMessage) int {
+	limit := f.topicLimit(batch[0].Topic)
+	if limit <= 0 {
+		limit = 1_000_000
+	}
+	budget := limit - limit/100 - recordBatchOverhead
+	size := 0
+	for i, m := range batch {
+		size += recordSize(m)
+		if size > budget && i > 0 {
+			return i
+		}
+	}
+	return len(batch)
+}
+
+// recordBatchOverhead over-estimates a record batch's framing (61 bytes)
+// and its compression frame.
+const recordBatchOverhead = 1024
+
+// topicLimit is the max.message.bytes of topic's remote topic (0 if not
+// known).
+func (f *Flow) topicLimit(topic string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxBytes[f.opts.Naming.Remote(f.opts.SourceAlias, topic)]
+}
+
+// recordSize over-estimates m's copy in a record batch.
+func recordSize(m *sarama.ConsumerMessage) int {
+	n := len(m.Key) + len(m.Value) + recordOverhead + len(ProvenanceHeader) + 64
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value) + 8
+	}
+	return n
 }

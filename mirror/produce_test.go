@@ -1,0 +1,193 @@
+package mirror
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// attempt is what the broker saw of one produce request.
+type attempt struct {
+	pid   int64
+	seq   int32
+	count int32
+}
+
+// produceLab is a kfake cluster with topic "t" (one partition) that
+// records every produce request, and a batchProducer connected to it.
+type produceLab struct {
+	c *kfake.Cluster
+	p *batchProducer
+
+	mu       sync.Mutex
+	attempts []attempt
+}
+
+func newProduceLab(t *testing.T) *produceLab {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	l := &produceLab{c: c}
+	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		req := kreq.(*kmsg.ProduceRequest)
+		var rb kmsg.RecordBatch
+		if err := rb.ReadFrom(req.Topics[0].Partitions[0].Records); err != nil {
+			t.Errorf("record batch: %v", err)
+		}
+		l.mu.Lock()
+		l.attempts = append(l.attempts, attempt{rb.ProducerID, rb.FirstSequence, rb.NumRecords})
+		l.mu.Unlock()
+		return nil, nil, false // observed only: the cluster handles it
+	})
+	conf := sarama.NewConfig()
+	conf.Version = sarama.V3_6_0_0
+	conf.Producer.Compression = sarama.CompressionLZ4
+	conf.Producer.Retry.Backoff = 10 * time.Millisecond
+	l.p, err = newBatchProducer(c.ListenAddrs(), conf, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.p.Close() })
+	return l
+}
+
+// failNext makes the broker answer the next produce request with code, or
+// drop the connection when code is -1, without writing anything.
+func (l *produceLab) failNext(code int16) {
+	l.c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		if code == -1 {
+			return nil, errors.New("connection dropped by the test"), true
+		}
+		req := kreq.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = req.Topics[0].Topic
+		rp := kmsg.NewProduceResponseTopicPartition()
+		rp.ErrorCode = code
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+}
+
+func (l *produceLab) produce(t *testing.T, n int) (int64, error) {
+	t.Helper()
+	first := time.UnixMilli(1_700_000_000_000)
+	recs := make([]*sarama.Record, n)
+	for i := range recs {
+		recs[i] = &sarama.Record{OffsetDelta: int64(i), TimestampDelta: time.Duration(i) * time.Millisecond, Key: []byte{byte(i)}, Value: []byte("v")}
+	}
+	return l.p.produce("t", 0, recs, first)
+}
+
+func (l *produceLab) seen() []attempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]attempt(nil), l.attempts...)
+}
+
+// end is the partition's end offset: how many records the broker holds.
+func (l *produceLab) end(t *testing.T) int64 {
+	t.Helper()
+	cl, err := sarama.NewClient(l.c.ListenAddrs(), sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	off, err := cl.GetOffset("t", 0, sarama.OffsetNewest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return off
+}
+
+// Batches carry the producer id and consecutive sequence numbers, and
+// each returns the offset of its first record.
+func TestBatchProducerSequences(t *testing.T) {
+	l := newProduceLab(t)
+	for i, want := range []int64{0, 3, 5} {
+		n := []int{3, 2, 4}[i]
+		base, err := l.produce(t, n)
+		if err != nil || base != want {
+			t.Fatalf("batch %d: base %d, %v; want %d", i, base, err, want)
+		}
+	}
+	a := l.seen()
+	if len(a) != 3 || a[0].seq != 0 || a[1].seq != 3 || a[2].seq != 5 || a[0].pid != a[2].pid || a[0].pid < 0 || a[1].count != 2 {
+		t.Fatalf("attempts %+v, want sequences 0, 3, 5 under one producer id", a)
+	}
+}
+
+// A batch whose answer was an error worth retrying (a leader move, a lost
+// connection) is sent again with the same sequence, so the broker writes
+// it once however many attempts reached it.
+func TestBatchProducerRetriesWithSameSequence(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		code int16
+	}{{"not leader", int16(sarama.ErrNotLeaderForPartition)}, {"connection lost", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newProduceLab(t)
+			if _, err := l.produce(t, 3); err != nil {
+				t.Fatal(err)
+			}
+			l.failNext(tc.code)
+			base, err := l.produce(t, 4)
+			if err != nil || base != 3 {
+				t.Fatalf("base %d, %v; want 3", base, err)
+			}
+			a := l.seen()
+			if len(a) != 3 || a[1] != a[2] || a[2].seq != 3 {
+				t.Fatalf("attempts %+v, want the failed batch sent again unchanged (sequence 3)", a)
+			}
+			if end := l.end(t); end != 7 {
+				t.Fatalf("partition holds %d records, want 7", end)
+			}
+		})
+	}
+}
+
+// When the broker no longer accepts the producer's sequence, a new
+// producer id is taken and the batch sent again from sequence 0.
+func TestBatchProducerRenewsProducerID(t *testing.T) {
+	l := newProduceLab(t)
+	if _, err := l.produce(t, 3); err != nil {
+		t.Fatal(err)
+	}
+	l.failNext(int16(sarama.ErrOutOfOrderSequenceNumber))
+	if base, err := l.produce(t, 2); err != nil || base != 3 {
+		t.Fatalf("base %d, %v; want 3", base, err)
+	}
+	a := l.seen()
+	if len(a) != 3 || a[2].pid == a[1].pid || a[2].seq != 0 {
+		t.Fatalf("attempts %+v, want the batch resent under a new producer id from sequence 0", a)
+	}
+}
+
+// A permanent rejection is returned at once, and the rejected batch's
+// sequence is not used up: the next batch takes it.
+func TestBatchProducerPermanentError(t *testing.T) {
+	l := newProduceLab(t)
+	if _, err := l.produce(t, 3); err != nil {
+		t.Fatal(err)
+	}
+	l.failNext(int16(sarama.ErrMessageSizeTooLarge))
+	if _, err := l.produce(t, 2); !errors.Is(err, sarama.ErrMessageSizeTooLarge) || !permanent(err) {
+		t.Fatalf("err %v, want MESSAGE_TOO_LARGE", err)
+	}
+	if base, err := l.produce(t, 1); err != nil || base != 3 {
+		t.Fatalf("next batch: base %d, %v; want 3", base, err)
+	}
+	a := l.seen()
+	if len(a) != 3 || a[1].seq != 3 || a[2].seq != 3 {
+		t.Fatalf("attempts %+v, want one attempt of the rejected batch and the next at the same sequence", a)
+	}
+}
