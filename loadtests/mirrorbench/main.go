@@ -47,7 +47,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 5000, "records/s for the latency phase")
 	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "latency phase: time before records are counted")
 	flag.DurationVar(&o.latDur, "latency-duration", 30*time.Second, "latency phase: measured time")
-	flag.DurationVar(&o.settle, "settle", 10*time.Second, "pause after the drain (and a sync) before the latency phase")
+	flag.DurationVar(&o.settle, "settle", 10*time.Second, "pause (after a sync) before each mirror's drain and before each latency phase")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark topics afterwards")
 	flag.BoolVar(&o.skipMM2, "skip-mm2", false, "measure regionsync only")
 	flag.StringVar(&o.bin, "bin", "", "regionsync binary to measure (default: built from this checkout)")
@@ -133,6 +133,7 @@ func benchRegionsync(ctx context.Context, lab *lab, o options, bench, lat string
 	// log of the runs before it (read at start-up, it would count in the
 	// drain).
 	deleteTopics(lab.west, mirror.OffsetSyncTopic(benchFlow))
+	settle(ctx, o, "regionsync", "drain")
 	p, err := startRegionsync(ctx, lab, o.bin, []string{bench, lat})
 	if err != nil {
 		return result{}, err
@@ -142,6 +143,7 @@ func benchRegionsync(ctx context.Context, lab *lab, o options, bench, lat string
 }
 
 func benchMM2(ctx context.Context, lab *lab, o options, bench, lat string) (result, error) {
+	settle(ctx, o, "MirrorMaker 2", "drain")
 	p, err := startMM2(ctx, lab, []string{bench, lat})
 	if err != nil {
 		return result{}, err
@@ -162,11 +164,7 @@ func measure(ctx context.Context, lab *lab, o options, name string, pid int, ben
 	}
 	r.drain = d
 	log.Printf("%s: %d records in %s (%.0f records/s), %.1f CPU-s", name, d.Records, d.Elapsed.Round(time.Millisecond), float64(d.Records)/d.Elapsed.Seconds(), d.CPUSeconds)
-	// The drain leaves gigabytes of dirty pages behind; let the kernel write
-	// them out before measuring latency, for either mirror.
-	log.Printf("%s: sync and %s settle before the latency phase", name, o.settle)
-	_ = exec.CommandContext(ctx, "sync").Run()
-	time.Sleep(o.settle)
+	settle(ctx, o, name, "latency phase")
 	log.Printf("%s: latency at %d records/s for %s after %s warm-up", name, o.rate, o.latDur, o.warmup)
 	r.lat, err = measureLatency(dctx, lab.east, lab.west, lat, latDst, int32(o.partitions), o.rate, o.size, o.warmup, o.latDur)
 	if err != nil {
@@ -178,6 +176,15 @@ func measure(ctx context.Context, lab *lab, o options, name string, pid int, ben
 		return r, err
 	}
 	return r, nil
+}
+
+// settle writes out dirty pages and waits: the pre-fill and each drain
+// leave gigabytes of them, and the kernel writing them back competes with
+// whatever runs next. Both mirrors start each phase from the same state.
+func settle(ctx context.Context, o options, name, before string) {
+	log.Printf("%s: sync and %s settle before the %s", name, o.settle, before)
+	_ = exec.CommandContext(ctx, "sync").Run()
+	time.Sleep(o.settle)
 }
 
 // logSlow prints where the records slower than the target were, by 100 ms
