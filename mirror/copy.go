@@ -230,6 +230,7 @@ func (h *handler) copyBatch(ctx context.Context, acks *ackQueue, batch []*sarama
 func (h *handler) copies(pending []*sarama.ConsumerMessage) (recs []*sarama.Record, idx []int, first time.Time) {
 	f := h.f
 	recs, idx = make([]*sarama.Record, 0, len(pending)), make([]int, 0, len(pending))
+	slab := make([]sarama.Record, len(pending)) // one allocation for the batch
 	for i, m := range pending {
 		if contains(provenance(m.Headers), f.opts.TargetAlias) {
 			f.m.skipped.WithLabelValues(f.opts.Name, m.Topic, strconv.Itoa(int(m.Partition))).Inc()
@@ -238,7 +239,9 @@ func (h *handler) copies(pending []*sarama.ConsumerMessage) (recs []*sarama.Reco
 		if len(recs) == 0 {
 			first = recordTime(m)
 		}
-		recs = append(recs, f.toRecord(m, len(recs), first))
+		rec := &slab[len(recs)]
+		f.toRecord(rec, m, len(recs), first)
+		recs = append(recs, rec)
 		idx = append(idx, i)
 	}
 	return recs, idx, first

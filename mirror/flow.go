@@ -48,17 +48,19 @@ type Options struct {
 // Flow copies selected topics from a source cluster to a target cluster.
 // New does no I/O; Run connects and copies until its context ends.
 type Flow struct {
-	opts      Options
-	log       *slog.Logger
-	m         *Metrics
-	producer  sarama.SyncProducer // offset syncs and dead letters
-	batches   *batchProducer      // writes the copies (at-least-once mode)
-	tgtClient sarama.Client
-	mu        sync.Mutex
-	stopped   map[string]PartitionError
-	lag       map[string]int64 // "topic/partition" → records behind
-	maxBytes  map[string]int   // remote topic → effective max.message.bytes
-	copied    atomic.Int64
+	opts     Options
+	log      *slog.Logger
+	m        *Metrics
+	producer sarama.SyncProducer // offset syncs and dead letters
+	batches  *batchProducer      // writes the copies (at-least-once mode)
+	// onlyProvenance is the header list of every copy of a record without headers.
+	onlyProvenance []*sarama.RecordHeader
+	tgtClient      sarama.Client
+	mu             sync.Mutex
+	stopped        map[string]PartitionError
+	lag            map[string]int64 // "topic/partition" → records behind
+	maxBytes       map[string]int   // remote topic → effective max.message.bytes
+	copied         atomic.Int64
 
 	lastHeartbeat  atomic.Int64 // Unix ms of the newest acknowledged heartbeat
 	lastCheckpoint atomic.Int64 // Unix ms of the last successful checkpoint pass
@@ -150,7 +152,7 @@ func newFlow(opts Options, m *Metrics, log *slog.Logger) (*Flow, error) {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = time.Second
 	}
-	f := &Flow{opts: opts, log: log, m: m, translator: NewTranslator(), stopped: map[string]PartitionError{}, lag: map[string]int64{}, maxBytes: map[string]int{}, oldest: map[string]time.Time{}}
+	f := &Flow{onlyProvenance: targetHeaders(nil, opts.SourceAlias), opts: opts, log: log, m: m, translator: NewTranslator(), stopped: map[string]PartitionError{}, lag: map[string]int64{}, maxBytes: map[string]int{}, oldest: map[string]time.Time{}}
 	m.add(f)
 	return f, nil
 }
@@ -231,16 +233,21 @@ func (f *Flow) toTarget(m *sarama.ConsumerMessage, i int) *sarama.ProducerMessag
 	return pm
 }
 
-// toRecord converts a source record into its copy for a batch whose
+// toRecord fills rec with the copy of a source record for a batch whose
 // first timestamp is first (see recordTime); offset is its place in the
-// batch. Key, value and unchanged headers are shared with m, not copied.
-func (f *Flow) toRecord(m *sarama.ConsumerMessage, offset int, first time.Time) *sarama.Record {
-	return &sarama.Record{
-		Headers:        targetHeaders(m.Headers, f.opts.SourceAlias),
+// batch. Key, value and unchanged headers are shared with m, not copied,
+// and records without headers share one provenance header list (the
+// encoder only reads them).
+func (f *Flow) toRecord(rec *sarama.Record, m *sarama.ConsumerMessage, offset int, first time.Time) {
+	*rec = sarama.Record{
+		Headers:        f.onlyProvenance,
 		TimestampDelta: recordTime(m).Sub(first),
 		OffsetDelta:    int64(offset),
 		Key:            m.Key, // nil stays a null key, and a nil value a tombstone
 		Value:          m.Value,
+	}
+	if len(m.Headers) > 0 {
+		rec.Headers = targetHeaders(m.Headers, f.opts.SourceAlias)
 	}
 }
 
