@@ -3,6 +3,7 @@ package mirror
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -156,10 +157,7 @@ func (p *batchProducer) produce(topic string, partition int32, recs []*sarama.Re
 		base, gen, err = p.send(s, topic, partition, recs, first)
 		switch {
 		case err == nil:
-			s.seq += int32(len(recs))
-			if s.seq < 0 { // sequences wrap to 0 after MaxInt32
-				s.seq = 0
-			}
+			s.seq = nextSequence(s.seq, len(recs))
 			return base, nil
 		case errProducerID(err):
 			if rerr := p.renew(gen); rerr != nil {
@@ -172,6 +170,13 @@ func (p *batchProducer) produce(topic string, partition int32, recs []*sarama.Re
 		}
 	}
 	return 0, err
+}
+
+// nextSequence is the sequence after n records from seq: sequences wrap to
+// 0 after MaxInt32, as the broker counts them (Kafka's
+// DefaultRecordBatch.incrementSequence).
+func nextSequence(seq int32, n int) int32 {
+	return int32((int64(seq) + int64(n)) % (math.MaxInt32 + 1))
 }
 
 func (p *batchProducer) client(partition int32) sarama.Client {

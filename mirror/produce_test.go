@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -189,5 +190,25 @@ func TestBatchProducerPermanentError(t *testing.T) {
 	a := l.seen()
 	if len(a) != 3 || a[1].seq != 3 || a[2].seq != 3 {
 		t.Fatalf("attempts %+v, want one attempt of the rejected batch and the next at the same sequence", a)
+	}
+}
+
+// Sequences wrap as the broker counts them: a batch that crosses MaxInt32
+// is followed by the sequence past 0, not by 0.
+func TestNextSequenceWraps(t *testing.T) {
+	for _, c := range []struct {
+		seq  int32
+		n    int
+		want int32
+	}{
+		{0, 3, 3},
+		{math.MaxInt32 - 10, 10, math.MaxInt32},
+		{math.MaxInt32 - 10, 11, 0},
+		{math.MaxInt32 - 5, 10, 4}, // Kafka: 10 - (MaxInt32 - seq) - 1
+		{math.MaxInt32, 1, 0},
+	} {
+		if got := nextSequence(c.seq, c.n); got != c.want {
+			t.Errorf("nextSequence(%d, %d) = %d, want %d", c.seq, c.n, got, c.want)
+		}
 	}
 }
