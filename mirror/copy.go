@@ -39,7 +39,8 @@ func permanent(err error) bool {
 			return true
 		}
 	}
-	return false
+	var enc sarama.PacketEncodingError // the request could not be built
+	return errors.As(err, &enc)
 }
 
 // handler copies the claims of one consumer-group session. Offsets are
@@ -191,7 +192,7 @@ func (h *handler) copyBatch(ctx context.Context, acks *ackQueue, batch []*sarama
 		var perr *PartitionError
 		var syncs []OffsetSync
 		if len(recs) > 0 {
-			base, err := f.batches.produce(remote, pending[0].Partition, recs, first)
+			base, err := f.batches.produce(ctx, remote, pending[0].Partition, pending[0].Offset, recs, first)
 			if err == nil {
 				syncs = batchSyncs(pending, idx, base)
 			} else {

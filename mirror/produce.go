@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -21,32 +22,46 @@ import (
 // the target's answer before the next batch of its partition, so batching
 // per partition is all that is needed.
 //
-// Delivery matches the idempotent producer it replaces: acks=all, a producer
-// id and per-partition sequence numbers, one request in flight per
+// Delivery matches the idempotent producer it replaces: acks=all, producer
+// ids and per-partition sequence numbers, one request in flight per
 // partition, and a retried batch carries the sequence of its first attempt,
 // so the broker writes it once even if the first attempt was written but
-// its answer lost. When the broker no longer knows the producer's sequence
-// (OUT_OF_ORDER_SEQUENCE, UNKNOWN_PRODUCER_ID, ...) a new producer id is
-// taken and the batch is sent again, which may copy it twice (the
-// at-least-once window, as with sarama's producer).
+// its answer lost. Each target partition has a producer id of its own: when
+// the broker no longer knows a partition's sequence (OUT_OF_ORDER_SEQUENCE,
+// UNKNOWN_PRODUCER_ID, ...) only that partition takes a new id and sends
+// the batch again, which may copy that batch twice (the at-least-once
+// window, as with sarama's producer); other partitions' retries keep their
+// ids and sequences.
 type batchProducer struct {
-	clients []sarama.Client // one connection each; partition p uses clients[p%len]
+	// clients are connections; partition p uses clients[p%len]. sarama's
+	// Broker.Produce holds its connection until the answer, so this is
+	// also how many requests are in flight at once.
+	clients []sarama.Client
 	conf    *sarama.Config
 	version int16 // ProduceRequest version
 
 	mu    sync.Mutex
-	pid   int64
-	epoch int16
-	gen   int // bumped with each new producer id
 	parts map[tp]*partitionSeq
 }
 
-// partitionSeq is one target partition's sequence; its lock keeps one
-// request in flight per partition.
+// partitionSeq is one target partition's producer id and sequence; its
+// lock keeps one request in flight per partition.
 type partitionSeq struct {
 	sync.Mutex
-	gen int
-	seq int32
+	pid   int64 // -1 until the partition's first batch
+	epoch int16
+	seq   int32
+	// doubt is the batch the broker may hold under seq although no answer
+	// said so (a lost answer, a timeout): only that batch may be sent with
+	// seq again. The broker tells duplicates by producer id and sequence
+	// alone, so another batch sent there could be answered as that one.
+	doubt *batchID
+}
+
+// batchID names a batch by its first source offset and number of copies.
+type batchID struct {
+	from int64
+	n    int
 }
 
 // errProducerID marks the errors after which the broker no longer accepts
@@ -73,14 +88,18 @@ func retriable(err error) bool {
 	return false
 }
 
+// unknownOutcome marks the retriable errors after which the broker may have
+// written the batch: all others say it did not.
+func unknownOutcome(err error) bool {
+	return errors.Is(err, errConn) || errors.Is(err, sarama.ErrRequestTimedOut) ||
+		errors.Is(err, sarama.ErrNotEnoughReplicasAfterAppend) || errors.Is(err, sarama.ErrIncompleteResponse)
+}
+
 // newBatchProducer connects n clients to brokers with conf (TLS, SASL and
-// version come from it) and takes a producer id.
+// version come from it) and checks that the target grants producer ids.
 func newBatchProducer(brokers []string, conf *sarama.Config, n int) (*batchProducer, error) {
 	c := *conf
-	// Requests of different partitions may share a connection in flight;
-	// each partition still has at most one (partitionSeq). sarama checks
-	// Idempotent only for its own producer, which this is not.
-	c.Net.MaxOpenRequests = 5
+	// sarama checks Idempotent only for its own producer, which this is not.
 	c.Producer.Idempotent = false
 	p := &batchProducer{conf: &c, version: produceVersion(c.Version), parts: map[tp]*partitionSeq{}}
 	for range n {
@@ -91,7 +110,8 @@ func newBatchProducer(brokers []string, conf *sarama.Config, n int) (*batchProdu
 		}
 		p.clients = append(p.clients, cl)
 	}
-	if err := p.renew(-1); err != nil {
+	// Fail at start-up, not at the first record, without IdempotentWrite.
+	if _, _, err := p.producerID(); err != nil {
 		_ = p.Close()
 		return nil, err
 	}
@@ -107,23 +127,24 @@ func (p *batchProducer) Close() error {
 	return errors.Join(errs...)
 }
 
-// renew takes a new producer id unless another caller already replaced
-// generation seen; every partition's sequence starts again at 0.
-func (p *batchProducer) renew(seen int) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if seen >= 0 && p.gen != seen {
-		return nil
-	}
+func (p *batchProducer) producerID() (int64, int16, error) {
 	resp, err := p.clients[0].InitProducerID()
 	if err == nil && resp.Err != sarama.ErrNoError {
 		err = resp.Err
 	}
 	if err != nil {
-		return fmt.Errorf("init producer id: %w", err)
+		return 0, 0, fmt.Errorf("init producer id: %w", err)
 	}
-	p.pid, p.epoch = resp.ProducerID, resp.ProducerEpoch
-	p.gen++
+	return resp.ProducerID, resp.ProducerEpoch, nil
+}
+
+// renew gives s a new producer id; its sequence starts again at 0.
+func (p *batchProducer) renew(s *partitionSeq) error {
+	pid, epoch, err := p.producerID()
+	if err != nil {
+		return err
+	}
+	s.pid, s.epoch, s.seq, s.doubt = pid, epoch, 0, nil
 	return nil
 }
 
@@ -132,38 +153,47 @@ func (p *batchProducer) partition(topic string, partition int32) *partitionSeq {
 	defer p.mu.Unlock()
 	s := p.parts[tp{topic, partition}]
 	if s == nil {
-		s = &partitionSeq{gen: p.gen}
+		s = &partitionSeq{pid: -1}
 		p.parts[tp{topic, partition}] = s
 	}
 	return s
 }
 
-// produce writes recs (OffsetDelta set, TimestampDelta relative to first)
-// to topic/partition as one batch and returns the offset the target gave
-// its first record. Leader moves and lost answers are retried here, up to
-// the config's Producer.Retry.Max times; the error of the last attempt is
-// returned otherwise.
-func (p *batchProducer) produce(topic string, partition int32, recs []*sarama.Record, first time.Time) (int64, error) {
+// produce writes recs (OffsetDelta set, TimestampDelta relative to first),
+// the copies of the source records from offset from on, to topic/partition
+// as one batch and returns the offset the target gave its first record.
+// Leader moves and lost answers are retried here, up to the config's
+// Producer.Retry.Max times or until ctx ends; the error of the last attempt
+// is returned otherwise.
+func (p *batchProducer) produce(ctx context.Context, topic string, partition int32, from int64, recs []*sarama.Record, first time.Time) (int64, error) {
 	s := p.partition(topic, partition)
 	s.Lock()
 	defer s.Unlock()
+	id := batchID{from, len(recs)}
+	if s.pid < 0 || (s.doubt != nil && *s.doubt != id) {
+		if err := p.renew(s); err != nil {
+			return 0, err
+		}
+	}
 	var err error
 	for attempt := 0; attempt <= p.conf.Producer.Retry.Max; attempt++ {
-		if attempt > 0 {
-			time.Sleep(p.conf.Producer.Retry.Backoff)
+		if attempt > 0 && !sleep(ctx, p.conf.Producer.Retry.Backoff) {
+			break
 		}
 		var base int64
-		var gen int
-		base, gen, err = p.send(s, topic, partition, recs, first)
+		base, err = p.send(s, topic, partition, recs, first)
 		switch {
 		case err == nil:
-			s.seq = nextSequence(s.seq, len(recs))
+			s.seq, s.doubt = nextSequence(s.seq, len(recs)), nil
 			return base, nil
 		case errProducerID(err):
-			if rerr := p.renew(gen); rerr != nil {
+			if rerr := p.renew(s); rerr != nil {
 				return 0, rerr
 			}
 		case retriable(err):
+			if unknownOutcome(err) {
+				s.doubt = &id
+			}
 			_ = p.client(partition).RefreshMetadata(topic)
 		default:
 			return 0, err
@@ -183,46 +213,42 @@ func (p *batchProducer) client(partition int32) sarama.Client {
 	return p.clients[int(partition)%len(p.clients)]
 }
 
-// send makes one attempt; it returns the generation of the producer id it
-// used.
-func (p *batchProducer) send(s *partitionSeq, topic string, partition int32, recs []*sarama.Record, first time.Time) (int64, int, error) {
-	p.mu.Lock()
-	pid, epoch, gen := p.pid, p.epoch, p.gen
-	p.mu.Unlock()
-	if s.gen != gen {
-		s.gen, s.seq = gen, 0
-	}
+// send makes one attempt.
+func (p *batchProducer) send(s *partitionSeq, topic string, partition int32, recs []*sarama.Record, first time.Time) (int64, error) {
 	var maxDelta time.Duration
 	for _, r := range recs {
 		maxDelta = max(maxDelta, r.TimestampDelta)
 	}
 	batch := &sarama.RecordBatch{
 		Version: 2, Codec: p.conf.Producer.Compression, CompressionLevel: p.conf.Producer.CompressionLevel,
-		ProducerID: pid, ProducerEpoch: epoch, FirstSequence: s.seq,
+		ProducerID: s.pid, ProducerEpoch: s.epoch, FirstSequence: s.seq,
 		FirstTimestamp: first, MaxTimestamp: first.Add(maxDelta),
 		LastOffsetDelta: int32(len(recs) - 1), Records: recs,
 	}
 	req := &sarama.ProduceRequest{RequiredAcks: sarama.WaitForAll, Timeout: int32(p.conf.Producer.Timeout / time.Millisecond), Version: p.version}
 	req.AddBatch(topic, partition, batch)
-	cl := p.client(partition)
-	leader, err := cl.Leader(topic, partition)
+	leader, err := p.client(partition).Leader(topic, partition)
 	if err != nil {
-		return 0, gen, err
+		return 0, err
 	}
 	resp, err := leader.Produce(req)
 	if err != nil {
+		var enc sarama.PacketEncodingError
+		if errors.As(err, &enc) {
+			return 0, err // the request itself: sending it again would not help
+		}
 		// The connection is in doubt: drop it; the next attempt reconnects.
 		_ = leader.Close()
-		return 0, gen, fmt.Errorf("%w: %w", errConn, err)
+		return 0, fmt.Errorf("%w: %w", errConn, err)
 	}
 	block := resp.GetBlock(topic, partition)
 	if block == nil {
-		return 0, gen, sarama.ErrIncompleteResponse
+		return 0, sarama.ErrIncompleteResponse
 	}
 	if block.Err != sarama.ErrNoError {
-		return 0, gen, block.Err
+		return 0, block.Err
 	}
-	return block.Offset, gen, nil
+	return block.Offset, nil
 }
 
 // produceVersion is the ProduceRequest version sarama's own producer uses

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"context"
 	"errors"
 	"math"
 	"sync"
@@ -14,12 +15,13 @@ import (
 
 // attempt is what the broker saw of one produce request.
 type attempt struct {
-	pid   int64
-	seq   int32
-	count int32
+	partition int32
+	pid       int64
+	seq       int32
+	count     int32
 }
 
-// produceLab is a kfake cluster with topic "t" (one partition) that
+// produceLab is a kfake cluster with topic "t" (two partitions) that
 // records every produce request, and a batchProducer connected to it.
 type produceLab struct {
 	c *kfake.Cluster
@@ -27,16 +29,17 @@ type produceLab struct {
 
 	mu       sync.Mutex
 	attempts []attempt
+	next     map[int32]int64 // source offset of each partition's next batch
 }
 
 func newProduceLab(t *testing.T) *produceLab {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	l := &produceLab{c: c}
+	l := &produceLab{c: c, next: map[int32]int64{}}
 	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		req := kreq.(*kmsg.ProduceRequest)
 		var rb kmsg.RecordBatch
@@ -44,7 +47,7 @@ func newProduceLab(t *testing.T) *produceLab {
 			t.Errorf("record batch: %v", err)
 		}
 		l.mu.Lock()
-		l.attempts = append(l.attempts, attempt{rb.ProducerID, rb.FirstSequence, rb.NumRecords})
+		l.attempts = append(l.attempts, attempt{req.Topics[0].Partitions[0].Partition, rb.ProducerID, rb.FirstSequence, rb.NumRecords})
 		l.mu.Unlock()
 		return nil, nil, false // observed only: the cluster handles it
 	})
@@ -62,31 +65,49 @@ func newProduceLab(t *testing.T) *produceLab {
 
 // failNext makes the broker answer the next produce request with code, or
 // drop the connection when code is -1, without writing anything.
-func (l *produceLab) failNext(code int16) {
-	l.c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		if code == -1 {
-			return nil, errors.New("connection dropped by the test"), true
-		}
-		req := kreq.(*kmsg.ProduceRequest)
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		rt := kmsg.NewProduceResponseTopic()
-		rt.Topic = req.Topics[0].Topic
-		rp := kmsg.NewProduceResponseTopicPartition()
-		rp.ErrorCode = code
-		rt.Partitions = append(rt.Partitions, rp)
-		resp.Topics = append(resp.Topics, rt)
-		return resp, nil, true
-	})
+func (l *produceLab) failNext(code int16) { l.failNextN(code, 1) }
+
+// failNextN does it to the next k produce requests.
+func (l *produceLab) failNextN(code int16, k int) {
+	for range k {
+		l.c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+			if code == -1 {
+				return nil, errors.New("connection dropped by the test"), true
+			}
+			req := kreq.(*kmsg.ProduceRequest)
+			resp := req.ResponseKind().(*kmsg.ProduceResponse)
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = req.Topics[0].Topic
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = req.Topics[0].Partitions[0].Partition
+			rp.ErrorCode = code
+			rt.Partitions = append(rt.Partitions, rp)
+			resp.Topics = append(resp.Topics, rt)
+			return resp, nil, true
+		})
+	}
 }
 
+// produce sends the next n records of partition 0.
 func (l *produceLab) produce(t *testing.T, n int) (int64, error) {
+	t.Helper()
+	return l.produceAt(t, 0, l.next[0], n)
+}
+
+// produceAt sends a batch of n copies of the source records from offset
+// from on to partition.
+func (l *produceLab) produceAt(t *testing.T, partition int32, from int64, n int) (int64, error) {
 	t.Helper()
 	first := time.UnixMilli(1_700_000_000_000)
 	recs := make([]*sarama.Record, n)
 	for i := range recs {
 		recs[i] = &sarama.Record{OffsetDelta: int64(i), TimestampDelta: time.Duration(i) * time.Millisecond, Key: []byte{byte(i)}, Value: []byte("v")}
 	}
-	return l.p.produce("t", 0, recs, first)
+	base, err := l.p.produce(context.Background(), "t", partition, from, recs, first)
+	if err == nil {
+		l.next[partition] = from + int64(n)
+	}
+	return base, err
 }
 
 func (l *produceLab) seen() []attempt {
@@ -170,6 +191,66 @@ func TestBatchProducerRenewsProducerID(t *testing.T) {
 	a := l.seen()
 	if len(a) != 3 || a[2].pid == a[1].pid || a[2].seq != 0 {
 		t.Fatalf("attempts %+v, want the batch resent under a new producer id from sequence 0", a)
+	}
+}
+
+// A batch whose every attempt lost its answer may be on the broker under
+// its sequence. Sent again, it keeps that sequence; a different batch (a
+// re-copy from an earlier offset after a rebalance, the same size) takes a
+// new producer id instead, or the broker could answer it as the first
+// one's duplicate, with the first one's offset.
+func TestBatchProducerBatchInDoubt(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		from  int64
+		renew bool
+	}{{"same batch again", 3, false}, {"another batch", 0, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newProduceLab(t)
+			if _, err := l.produce(t, 3); err != nil {
+				t.Fatal(err)
+			}
+			l.failNextN(-1, l.p.conf.Producer.Retry.Max+1)
+			if _, err := l.produceAt(t, 0, 3, 4); !errors.Is(err, errConn) {
+				t.Fatalf("err %v, want the lost connection after every attempt", err)
+			}
+			if _, err := l.produceAt(t, 0, tc.from, 4); err != nil {
+				t.Fatal(err)
+			}
+			a := l.seen()
+			first, last := a[0], a[len(a)-1]
+			if tc.renew && (last.pid == first.pid || last.seq != 0) {
+				t.Fatalf("attempts %+v, want the other batch under a new producer id from sequence 0", a)
+			}
+			if !tc.renew && (last.pid != first.pid || last.seq != 3) {
+				t.Fatalf("attempts %+v, want the same batch under the same producer id at sequence 3", a)
+			}
+		})
+	}
+}
+
+// A new producer id for one partition leaves the others' ids and
+// sequences alone (a retry there keeps its meaning).
+func TestBatchProducerRenewalKeepsOtherPartitions(t *testing.T) {
+	l := newProduceLab(t)
+	for _, b := range []struct {
+		partition int32
+		n         int
+	}{{0, 3}, {1, 2}} {
+		if _, err := l.produceAt(t, b.partition, 0, b.n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.failNext(int16(sarama.ErrOutOfOrderSequenceNumber))
+	if _, err := l.produceAt(t, 0, 3, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.produceAt(t, 1, 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	a := l.seen()
+	if len(a) != 5 || a[0].pid == a[1].pid || a[3].pid == a[0].pid || a[3].seq != 0 || a[4].pid != a[1].pid || a[4].seq != 2 {
+		t.Fatalf("attempts %+v, want partition 0 renewed (new id, sequence 0) and partition 1 still on its id at sequence 2", a)
 	}
 }
 
